@@ -1,0 +1,5 @@
+import sys
+
+from liveroom.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""JWT (HS256) to an Identity. Several secrets may be valid at once, for rotation."""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import time
+import warnings
+from dataclasses import dataclass
+
+import jwt
+
+from liveroom.errors import BAD_TOKEN, Refused
+
+ROLES = ("viewer", "host", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    id: str
+    name: str
+    role: str  # viewer | host | admin
+    rooms: tuple[str, ...] | None  # None: not restricted
+    anonymous: bool = False
+
+    def is_host_of(self, room: str) -> bool:
+        if self.role == "admin":
+            return True
+        return self.role == "host" and self.rooms is not None and room in self.rooms
+
+    def role_in(self, room: str) -> str:
+        """The role this identity has in `room` (a host token acts as host only in its rooms)."""
+        if self.role == "admin":
+            return "admin"
+        if self.is_host_of(room):
+            return "host"
+        return "viewer"
+
+    def may_enter(self, room: str) -> bool:
+        return self.rooms is None or self.role == "admin" or room in self.rooms
+
+
+class Authenticator:
+    def __init__(self, secrets: tuple[str, ...], anonymous: bool) -> None:
+        self._secrets = secrets
+        self.anonymous_allowed = anonymous
+
+    def verify(self, token: str) -> Identity:
+        """The identity in a token, or Refused(bad_token)."""
+        if not self._secrets:
+            raise Refused(BAD_TOKEN, "no token secrets are configured on this hub")
+        last: Exception | None = None
+        claims: dict[str, object] | None = None
+        for secret in self._secrets:
+            try:
+                with warnings.catch_warnings():
+                    # short dev secrets are the operator's choice; do not spam per request
+                    warnings.simplefilter("ignore")
+                    claims = jwt.decode(
+                        token,
+                        secret,
+                        algorithms=["HS256"],
+                        options={"require": ["sub", "exp"]},
+                        leeway=5,
+                    )
+                break
+            except jwt.InvalidSignatureError as exc:
+                last = exc
+                continue
+            except jwt.PyJWTError as exc:
+                raise Refused(BAD_TOKEN, f"invalid token: {exc}") from None
+        if claims is None:
+            raise Refused(BAD_TOKEN, f"invalid token: {last}")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 128:
+            raise Refused(BAD_TOKEN, "sub: must be a non-empty string")
+        name = claims.get("name", sub)
+        if not isinstance(name, str):
+            raise Refused(BAD_TOKEN, "name: must be a string")
+        role = claims.get("role", "viewer")
+        if role not in ROLES:
+            raise Refused(BAD_TOKEN, f"role: one of {', '.join(ROLES)}")
+        rooms = claims.get("rooms")
+        if rooms is not None and not (isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)):
+            raise Refused(BAD_TOKEN, "rooms: must be a list of room ids")
+        return Identity(sub, name[:64], str(role), tuple(rooms) if rooms is not None else None)
+
+    def anonymous(self) -> Identity:
+        uid = "anon:" + _secrets.token_hex(6)
+        return Identity(uid, "guest", "viewer", None, anonymous=True)
+
+
+def make_token(
+    secret: str,
+    sub: str,
+    *,
+    name: str | None = None,
+    role: str = "viewer",
+    rooms: list[str] | None = None,
+    ttl_s: int = 3600,
+) -> str:
+    """A signed token; for tests, benchmarks and `liveroom token`."""
+    claims: dict[str, object] = {"sub": sub, "role": role, "exp": int(time.time()) + ttl_s}
+    if name is not None:
+        claims["name"] = name
+    if rooms is not None:
+        claims["rooms"] = rooms
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,1 @@
+"""Redis as the only shared state: keys, sharding, Lua scripts, pub/sub listeners."""

@@ -1,0 +1,49 @@
+"""Every Redis key and channel name, built in one place.
+
+All keys of a room carry the room id as a hash tag (`{room}`), so on a Redis Cluster they
+share one slot and a room's Lua scripts run on one node; with several standalone shards the
+same room id picks the shard (sharding.py). Room ids are `[A-Za-z0-9_.:-]`, so they cannot
+contain the braces that would break the tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "lr"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeys:
+    room: str
+    meta: str  # HASH seq, epoch, likes, comments, peak, pinned (msgpack)
+    hist: str  # STREAM of durable events, entry id "<seq>-0": resume after reconnect
+    channel: str  # pub/sub channel carrying the room's events to every hub
+    ref: str  # HASH user -> number of hubs holding a connection of that user (HLEN = online)
+    hubs: str  # HASH hub id -> expiry ms: hubs that hold viewers of the room
+    mutes: str  # HASH user -> muted until (ms, -1 forever)
+
+    def hub_users(self, hub_id: str) -> str:
+        """SET of users one hub holds in the room: what is undone if that hub dies."""
+        return f"{PREFIX}:{{{self.room}}}:hu:{hub_id}"
+
+
+def room_keys(room: str) -> RoomKeys:
+    t = f"{PREFIX}:{{{room}}}"
+    return RoomKeys(
+        room=room,
+        meta=f"{t}:meta",
+        hist=f"{t}:hist",
+        channel=f"{t}:ch",
+        ref=f"{t}:ref",
+        hubs=f"{t}:hubs",
+        mutes=f"{t}:mutes",
+    )
+
+
+def room_of_channel(channel: bytes | str) -> str:
+    """The room id inside a channel name built by room_keys()."""
+    if isinstance(channel, bytes):
+        channel = channel.decode()
+    start = channel.index("{") + 1
+    return channel[start : channel.index("}", start)]

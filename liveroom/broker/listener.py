@@ -1,0 +1,113 @@
+"""One pub/sub connection to one Redis node, read continuously by one task.
+
+The reader only parses and hands each message to a plain callback, which appends to an
+in-memory list: it never waits on a WebSocket. Redis disconnects a subscriber whose output
+buffer overflows, so a listener that stalls behind slow clients would silently lose rooms.
+After a reconnect redis-py subscribes the channels again; a gap in a room's seq is repaired
+from the room's history by the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[bytes, bytes], None]  # (channel, data)
+
+
+class ShardListener:
+    def __init__(self, client: aioredis.Redis, on_message: MessageHandler, *, sharded: bool, name: str) -> None:
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._on_message = on_message
+        self._sharded = sharded
+        self.name = name
+        self._waiting: dict[bytes, asyncio.Future[None]] = {}
+        self._active = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.reconnects = 0
+        self.on_reconnect: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"listener:{self.name}")
+
+    async def subscribe(self, channel: str, timeout: float) -> None:
+        """Subscribe and wait for Redis to confirm, so no message after this is missed."""
+        key = channel.encode()
+        fut = self._waiting.get(key)
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            self._waiting[key] = fut
+        if self._sharded:
+            await self._pubsub.ssubscribe(channel)
+        else:
+            await self._pubsub.subscribe(channel)
+        self._active.set()
+        await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._waiting.pop(channel.encode(), None)
+        if self._sharded:
+            await self._pubsub.sunsubscribe(channel)
+        else:
+            await self._pubsub.unsubscribe(channel)
+
+    async def _run(self) -> None:
+        while not self._closed:
+            if not self._pubsub.subscribed:
+                self._active.clear()
+                await self._active.wait()
+                continue
+            try:
+                msg = await self._pubsub.get_message(timeout=1.0)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if self._closed:
+                    return
+                self.reconnects += 1
+                log.warning("pub/sub %s lost (%s); reconnecting", self.name, exc)
+                await asyncio.sleep(0.5)
+                try:
+                    await self._pubsub.connection.connect()  # type: ignore[union-attr]
+                except (RedisError, OSError):
+                    continue
+                if self.on_reconnect is not None:
+                    self.on_reconnect()
+                continue
+            except RedisError as exc:  # a protocol surprise: log it and keep reading
+                log.error("pub/sub %s: %r", self.name, exc)
+                continue
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind in ("message", "smessage"):
+                try:
+                    self._on_message(msg["channel"], msg["data"])
+                except Exception:  # one bad message must not stop the room's other events
+                    log.exception("pub/sub %s: handler failed", self.name)
+            elif kind in ("subscribe", "ssubscribe"):
+                fut = self._waiting.pop(msg["channel"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._active.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            await self._pubsub.aclose()
+        except (RedisError, OSError):
+            pass

@@ -1,0 +1,305 @@
+"""The Redis broker: shards, their pub/sub listeners, and the room operations as scripts.
+
+Two topologies behind one interface:
+- several standalone Redis servers: a room's shard is `jump_hash(room) % n` (sharding.py);
+  events go out with PUBLISH;
+- one Redis Cluster: Redis maps a room's hash tag to a slot and a node; events go out with
+  SPUBLISH, so each message stays on the node that owns the room instead of being
+  broadcast across the whole cluster bus, and each master node has its own listener.
+
+The broker speaks bytes and small tuples; it knows nothing of WebSockets or viewers.
+Pub/sub payloads are the ones the scripts write: "D<seq> <epoch>\\n<body>" for a durable
+event, "L<total>" for the likes total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar, Union
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from liveroom.broker import keys as K
+from liveroom.broker.listener import ShardListener
+from liveroom.broker.scripts import Scripts
+from liveroom.broker.sharding import shard_of
+from liveroom.config import RedisConfig
+from liveroom.errors import Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DurableMsg:
+    seq: int
+    epoch: str
+    body: bytes  # msgpack event without its seq
+
+
+@dataclass(frozen=True, slots=True)
+class LikesMsg:
+    total: int
+
+
+BrokerMsg = Union[DurableMsg, LikesMsg]
+OnMessage = Callable[[str, BrokerMsg], None]
+
+
+def parse_message(data: bytes) -> BrokerMsg | None:
+    """A pub/sub payload as written by the Lua scripts; None for anything else."""
+    kind = data[:1]
+    if kind == b"D":
+        head, sep, body = data.partition(b"\n")
+        seq, _, epoch = head[1:].partition(b" ")
+        if not sep:
+            return None
+        return DurableMsg(int(seq), epoch.decode(), body)
+    if kind == b"L":
+        return LikesMsg(int(data[1:]))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    seq: int
+    epoch: str
+    first_seq: int  # oldest seq still in history (0: none)
+    online: int
+    likes: int
+    comments: int
+    peak: int
+    meta: dict[bytes, bytes]
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(4)
+
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+
+
+class RedisBroker:
+    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int, on_message: OnMessage) -> None:
+        if not cfg.urls and not cfg.cluster:
+            raise ValueError("no Redis configured")
+        self._cfg = cfg
+        self.hub_id = hub_id
+        self._history_len = str(history_len)
+        self._on_message = on_message
+        self._timeout = cfg.timeout_ms / 1000
+        self.clustered = bool(cfg.cluster)
+        self._pubcmd = "SPUBLISH" if self.clustered else "PUBLISH"
+        self._clients: list[aioredis.Redis] = []
+        self._cluster: RedisCluster | None = None
+        self._listeners: dict[str, ShardListener] = {}
+        self._room_listener: dict[str, ShardListener] = {}
+        self.scripts: Scripts
+        self.on_reconnect: Callable[[list[str]], None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _client(self, url: str, *, pubsub: bool) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            url,
+            socket_timeout=None if pubsub else self._timeout,
+            socket_connect_timeout=self._timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=5 if pubsub else 0,
+            max_connections=None if pubsub else 256,
+        )
+
+    async def start(self) -> None:
+        if self.clustered:
+            self._cluster = RedisCluster.from_url(
+                self._cfg.cluster,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+            )
+            await self._cluster.initialize()
+            self.scripts = Scripts(self._cluster)
+        else:
+            self._clients = [self._client(u, pubsub=False) for u in self._cfg.urls]
+            self.scripts = Scripts(self._clients[0])
+
+    async def close(self) -> None:
+        for listener in self._listeners.values():
+            await listener.close()
+        for c in self._clients:
+            await c.aclose()
+        if self._cluster is not None:
+            await self._cluster.aclose()
+
+    async def ping_all(self) -> bool:
+        """True when every shard (or every cluster master) answers."""
+        try:
+            if self._cluster is not None:
+                return bool(await self._bounded(self._cluster.ping(target_nodes=RedisCluster.PRIMARIES)))
+            results = await asyncio.gather(*(self._bounded(c.ping()) for c in self._clients))
+            return all(results)
+        except Unavailable:
+            return False
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _bounded(self, aw: Awaitable[T]) -> T:
+        """Answer within the configured timeout, mapping "unreachable" to Unavailable."""
+        try:
+            return await asyncio.wait_for(aw, self._timeout)
+        except _UNREACHABLE as exc:
+            raise Unavailable(f"Redis did not answer ({type(exc).__name__})") from None
+        except ResponseError as exc:
+            if "CLUSTERDOWN" in str(exc) or "TRYAGAIN" in str(exc) or "LOADING" in str(exc):
+                raise Unavailable(str(exc)) from None
+            raise
+        except RedisError as exc:
+            if exc.__class__.__name__ in ("ClusterDownError", "MaxConnectionsError", "SlotNotCoveredError"):
+                raise Unavailable(str(exc)) from None
+            raise
+
+    def _cmd(self, room: str) -> Any:
+        """The client that runs commands for `room`."""
+        if self._cluster is not None:
+            return self._cluster
+        return self._clients[shard_of(room, len(self._clients))]
+
+    async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._bounded(self.scripts[name](keys=keys, args=args, client=self._cmd(room)))
+
+    # -- pub/sub ---------------------------------------------------------------------------
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        msg = parse_message(data)
+        if msg is not None:
+            self._on_message(K.room_of_channel(channel), msg)
+
+    def _listener_for(self, room: str) -> ShardListener:
+        if self._cluster is not None:
+            node = self._cluster.get_node_from_key(K.room_keys(room).meta)
+            name = f"{node.host}:{node.port}"
+            url = f"redis://{node.host}:{node.port}/0"
+        else:
+            idx = shard_of(room, len(self._clients))
+            name = str(idx)
+            url = self._cfg.urls[idx]
+        listener = self._listeners.get(name)
+        if listener is None:
+            client = self._client(url, pubsub=True)
+            listener = ShardListener(client, self._deliver, sharded=self.clustered, name=name)
+            listener.on_reconnect = lambda n=name: self._reconnected(n)
+            listener.start()
+            self._listeners[name] = listener
+        return listener
+
+    def _reconnected(self, name: str) -> None:
+        rooms = [r for r, lst in self._room_listener.items() if lst.name == name]
+        if self.on_reconnect is not None:
+            self.on_reconnect(rooms)
+
+    async def subscribe(self, room: str) -> None:
+        listener = self._listener_for(room)
+        self._room_listener[room] = listener
+        try:
+            await listener.subscribe(K.room_keys(room).channel, self._timeout)
+        except _UNREACHABLE + (RedisError,) as exc:
+            self._room_listener.pop(room, None)
+            raise Unavailable(f"could not subscribe ({type(exc).__name__})") from None
+
+    async def unsubscribe(self, room: str) -> None:
+        listener = self._room_listener.pop(room, None)
+        if listener is None:
+            return
+        try:
+            await asyncio.wait_for(listener.unsubscribe(K.room_keys(room).channel), self._timeout)
+        except _UNREACHABLE + (RedisError,):
+            log.warning("unsubscribe %s failed; the listener drops its messages", room)
+
+    # -- room operations -------------------------------------------------------------------
+
+    async def state(self, room: str) -> RoomState:
+        k = K.room_keys(room)
+        flat, online, first = await self._script("room_state", room, [k.meta, k.ref, k.hist], [new_epoch()])
+        meta = dict(zip(flat[::2], flat[1::2]))
+        return RoomState(
+            seq=int(meta.get(b"seq", 0)),
+            epoch=meta[b"epoch"].decode(),
+            first_seq=int(first),
+            online=int(online),
+            likes=int(meta.get(b"likes", 0)),
+            comments=int(meta.get(b"comments", 0)),
+            peak=int(meta.get(b"peak", 0)),
+            meta=meta,
+        )
+
+    async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]:
+        """Durable events with seq > after_seq, oldest first: (seq, body)."""
+        entries = await self._bounded(
+            self._cmd(room).xrange(K.room_keys(room).hist, min=f"({after_seq}-0", max="+", count=count)
+        )
+        out = []
+        for entry_id, fields in entries:
+            out.append((int(entry_id.split(b"-", 1)[0]), fields[b"e"]))
+        return out
+
+    async def publish_comment(self, room: str, body: bytes, user: str) -> tuple[int, str] | int:
+        """(seq, epoch), or the mute deadline (ms, -1 forever) when the user is muted."""
+        k = K.room_keys(room)
+        seq, epoch = await self._script(
+            "room_comment",
+            room,
+            [k.meta, k.hist, k.mutes],
+            [self._pubcmd, k.channel, body, new_epoch(), self._history_len, user],
+        )
+        if seq == -1:
+            return int(epoch)
+        return int(seq), epoch.decode()
+
+    async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]:
+        k = K.room_keys(room)
+        seq, epoch = await self._script(
+            "room_publish",
+            room,
+            [k.meta, k.hist],
+            [self._pubcmd, k.channel, body, new_epoch(), self._history_len, meta_field, value],
+        )
+        return int(seq), epoch.decode()
+
+    async def add_likes(self, room: str, n: int) -> int:
+        k = K.room_keys(room)
+        return int(await self._script("room_like", room, [k.meta], [self._pubcmd, k.channel, n]))
+
+    async def mute(self, room: str, user: str, until_ms: int | None) -> None:
+        """until_ms None unmutes; -1 mutes forever."""
+        k = K.room_keys(room)
+        if until_ms is None:
+            await self._bounded(self._cmd(room).hdel(k.mutes, user))
+        else:
+            await self._bounded(self._cmd(room).hset(k.mutes, user, until_ms))
+
+    async def presence_join(self, room: str, user: str, ttl_ms: int) -> int:
+        k = K.room_keys(room)
+        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta]
+        return int(await self._script("presence_join", room, keys, [user, self.hub_id, ttl_ms]))
+
+    async def presence_leave(self, room: str, user: str) -> int:
+        k = K.room_keys(room)
+        return int(await self._script("presence_leave", room, [k.ref, k.hub_users(self.hub_id)], [user]))
+
+    async def presence_beat(self, room: str, ttl_ms: int) -> tuple[int, list[str]]:
+        """(online, ids of dead hubs to reap)."""
+        k = K.room_keys(room)
+        out = await self._script("presence_beat", room, [k.hubs, k.ref, k.meta], [self.hub_id, ttl_ms])
+        return int(out[0]), [h.decode() for h in out[1:]]
+
+    async def presence_reap(self, room: str, hub_id: str) -> int:
+        k = K.room_keys(room)
+        return int(await self._script("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id]))

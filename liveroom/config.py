@@ -1,0 +1,195 @@
+"""One typed configuration object, loaded once at start-up.
+
+`load()` reads `config.toml` (every key optional, defaults below), then applies the
+`LIVEROOM_*` environment overrides of PROTOCOL.md. Nothing deeper in the package reads
+files or the environment: it is handed the `Config` it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A setting is missing, of the wrong type or out of range; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1  # 0 = one per core ("auto" on the command line)
+    drain_timeout_s: float = 5.0
+    trust_forwarded: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    secrets: tuple[str, ...] = ()
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    urls: tuple[str, ...] = ()  # one per shard; empty and no cluster: start a local server
+    cluster: str = ""  # a Redis Cluster node URL
+    timeout_ms: int = 1000  # a command that takes longer answers `unavailable`
+
+
+@dataclass(frozen=True, slots=True)
+class RoomConfig:
+    tick_ms: int = 100
+    viewer_comment_cap: int = 20  # comments/s sent to one viewer before sampling; 0 = no cap
+    comment_rate: float = 2.0  # comments/s one user may send; 0 = no limit
+    comment_burst: int = 5
+    comment_max_chars: int = 200
+    history_len: int = 1000  # durable events kept per room for resume
+    presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
+    hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
+    max_like_n: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_frame_bytes: int = 8192  # larger client frames: `bye too_large`, close 1009
+    frame_rate: float = 20.0  # frames/s one connection may send; 0 = no limit
+    frame_burst: int = 40
+    max_strikes: int = 20  # bad or rate-limited frames before `bye abuse`, close 1008
+    max_conn_per_ip: int = 0  # 0 = no limit
+    max_connections: int = 19000  # per hub process; above it new sockets get 503 overloaded
+    outbox_bytes: int = 256 * 1024  # waiting bytes before a connection counts as slow
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    room: RoomConfig = field(default_factory=RoomConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerConfig,
+    "auth": AuthConfig,
+    "redis": RedisConfig,
+    "room": RoomConfig,
+    "limits": LimitsConfig,
+}
+
+# env var -> (section, key)
+_ENV: dict[str, tuple[str, str]] = {
+    "LIVEROOM_HOST": ("server", "host"),
+    "LIVEROOM_PORT": ("server", "port"),
+    "LIVEROOM_WORKERS": ("server", "workers"),
+    "LIVEROOM_REDIS": ("redis", "urls"),
+    "LIVEROOM_REDIS_CLUSTER": ("redis", "cluster"),
+    "LIVEROOM_SECRETS": ("auth", "secrets"),
+    "LIVEROOM_ANONYMOUS": ("auth", "anonymous"),
+    "LIVEROOM_VIEWER_COMMENT_CAP": ("room", "viewer_comment_cap"),
+    "LIVEROOM_COMMENT_RATE": ("room", "comment_rate"),
+    "LIVEROOM_TICK_MS": ("room", "tick_ms"),
+    "LIVEROOM_MAX_CONN_PER_IP": ("limits", "max_conn_per_ip"),
+    "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
+    "LIVEROOM_OUTBOX_BYTES": ("limits", "outbox_bytes"),
+    "LIVEROOM_MAX_FRAME_BYTES": ("limits", "max_frame_bytes"),
+}
+
+
+def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
+    name = f"{section}.{key}"
+    try:
+        if kind in ("bool", bool):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError(value)
+            if isinstance(value, bool):
+                return value
+            raise ValueError(value)
+        if kind in ("int", int):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind in ("float", float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind in ("str", str):
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+        if "tuple" in str(kind):
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: bad value {value!r} (expected {kind})") from None
+    raise ConfigError(f"{name}: unsupported type {kind}")
+
+
+def _check(cfg: Config) -> Config:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ConfigError(what)
+
+    need(0 < cfg.server.port < 65536 or cfg.server.port == 0, f"server.port: {cfg.server.port}")
+    need(cfg.server.workers >= 0, f"server.workers: {cfg.server.workers}")
+    need(10 <= cfg.room.tick_ms <= 5000, f"room.tick_ms must be 10..5000: {cfg.room.tick_ms}")
+    need(cfg.room.viewer_comment_cap >= 0, "room.viewer_comment_cap must be >= 0")
+    need(cfg.room.comment_rate >= 0, "room.comment_rate must be >= 0")
+    need(cfg.room.comment_max_chars > 0, "room.comment_max_chars must be > 0")
+    need(cfg.room.history_len >= 10, "room.history_len must be >= 10")
+    need(cfg.limits.max_frame_bytes >= 256, "limits.max_frame_bytes must be >= 256")
+    need(cfg.limits.outbox_bytes >= 4096, "limits.outbox_bytes must be >= 4096")
+    need(cfg.limits.frame_rate >= 0, "limits.frame_rate must be >= 0")
+    for url in cfg.redis.urls:
+        need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")
+    return cfg
+
+
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply environment overrides, validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is None:
+        path = env.get("LIVEROOM_CONFIG") or None
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+    sections: dict[str, Any] = {}
+    for sname, cls in _SECTIONS.items():
+        given = raw.pop(sname, {}) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"[{sname}] must be a table")
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in given.items():
+            if key not in types:
+                raise ConfigError(f"{sname}.{key}: unknown setting")
+            values[key] = _coerce(sname, key, types[key], value)
+        sections[sname] = cls(**values)
+    if raw:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(raw))}")
+
+    for var, (sname, key) in _ENV.items():
+        if var in env:
+            cls = _SECTIONS[sname]
+            kind = {f.name: f.type for f in fields(cls)}[key]
+            sections[sname] = replace(sections[sname], **{key: _coerce(sname, key, kind, env[var])})
+    return _check(Config(**sections))

@@ -1,0 +1,118 @@
+"""What each client op does, for the WebSocket and the HTTP API alike.
+
+A handler takes the caller's Session and the parsed op, applies the room rules, calls the
+broker, and returns the reply's result fields (or None), raising ReplyError to refuse.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import msgpack
+
+from liveroom.auth import Identity
+from liveroom.broker.redis import RedisBroker
+from liveroom.config import Config
+from liveroom.core.hub import Hub
+from liveroom.core.rules import TokenBucket, clean_text
+from liveroom.errors import FORBIDDEN, MUTED, RATE_LIMITED, UNKNOWN_OP, ReplyError
+from liveroom.protocol import frames as F
+
+
+@dataclass(slots=True)
+class Session:
+    """Who is acting, in which room, with which role there."""
+
+    identity: Identity
+    room: str
+    role: str  # viewer | host | admin, in this room
+
+    @property
+    def is_host(self) -> bool:
+        return self.role in ("host", "admin")
+
+    def user(self) -> dict[str, str]:
+        return {"id": self.identity.id, "name": self.identity.name}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+Result = dict[str, Any] | None
+
+
+class Ops:
+    def __init__(self, cfg: Config, hub: Hub, broker: RedisBroker) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.broker = broker
+        self._buckets: dict[str, TokenBucket] = {}
+        self._handlers: dict[type, Callable[[Session, Any], Awaitable[Result]]] = {
+            F.Comment: self.comment,
+            F.Like: self.like,
+            F.Pin: self.pin,
+            F.Notice: self.notice,
+            F.Mute: self.mute,
+            F.DeleteComment: self.delete_comment,
+        }
+
+    async def handle(self, s: Session, op: F.Op) -> Result:
+        if isinstance(op, F.HOST_OPS) and not s.is_host:
+            raise ReplyError(FORBIDDEN, "only the room's host may do this")
+        handler = self._handlers.get(type(op))
+        if handler is None:
+            raise ReplyError(UNKNOWN_OP, f"{type(op).__name__} is not available on this hub yet")
+        return await handler(s, op)
+
+    def _rate_ok(self, user: str) -> bool:
+        rate = self.cfg.room.comment_rate
+        if rate <= 0:
+            return True
+        bucket = self._buckets.get(user)
+        if bucket is None:
+            if len(self._buckets) > 100_000:  # bounded: forget idle users' buckets
+                cutoff = time.monotonic() - 60
+                self._buckets = {u: b for u, b in self._buckets.items() if b.stamp > cutoff}
+            bucket = self._buckets[user] = TokenBucket(rate, self.cfg.room.comment_burst)
+        return bucket.take()
+
+    async def comment(self, s: Session, op: F.Comment) -> Result:
+        if s.identity.anonymous:
+            raise ReplyError(FORBIDDEN, "sign in to comment")
+        text = clean_text(op.text, self.cfg.room.comment_max_chars)
+        if not self._rate_ok(s.identity.id):
+            raise ReplyError(RATE_LIMITED, "commenting too fast")
+        event = {"type": "comment", "user": s.user(), "text": text, "ts": now_ms()}
+        res = await self.broker.publish_comment(s.room, msgpack.packb(event), s.identity.id)
+        if isinstance(res, int):
+            raise ReplyError(MUTED, "muted" if res < 0 else f"muted until {res}")
+        return {"seq": res[0]}
+
+    async def like(self, s: Session, op: F.Like) -> Result:
+        self.hub.add_likes(s.room, op.n)
+        return None
+
+    async def pin(self, s: Session, op: F.Pin) -> Result:
+        event = {"type": "pin", "product": op.product}
+        value = msgpack.packb(op.product) if op.product is not None else b""
+        seq, _ = await self.broker.publish_event(s.room, msgpack.packb(event), "pinned", value)
+        return {"seq": seq}
+
+    async def notice(self, s: Session, op: F.Notice) -> Result:
+        text = clean_text(op.text, 2000)
+        seq, _ = await self.broker.publish_event(s.room, msgpack.packb({"type": "notice", "text": text}))
+        return {"seq": seq}
+
+    async def mute(self, s: Session, op: F.Mute) -> Result:
+        until = None if op.seconds == 0 else -1 if op.seconds < 0 else now_ms() + op.seconds * 1000
+        await self.broker.mute(s.room, op.user, until)
+        return None
+
+    async def delete_comment(self, s: Session, op: F.DeleteComment) -> Result:
+        seq, _ = await self.broker.publish_event(
+            s.room, msgpack.packb({"type": "comment_deleted", "comment": op.seq})
+        )
+        return {"seq": seq}

@@ -1,0 +1,87 @@
+"""Pure room rules: comment text, rate limits, and which comments a flooded viewer sees."""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+
+from liveroom.errors import EMPTY, TOO_LONG, ReplyError
+
+# Unicode categories removed from comments: controls, format chars (bidi overrides, zero
+# widths), unassigned and private use. Kept: letters, marks, numbers, punctuation,
+# symbols (emoji) and plain spaces.
+_STRIP = {"Cc", "Cf", "Cn", "Co", "Cs"}
+
+
+def clean_text(text: str, max_chars: int) -> str:
+    """The comment as shown to everyone, or `empty` / `too_long`."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in _STRIP:
+            if ch in "\n\t\r":
+                out.append(" ")
+            continue
+        if cat in ("Zl", "Zp"):
+            out.append(" ")
+            continue
+        out.append(ch)
+    cleaned = " ".join("".join(out).split())
+    if not cleaned:
+        raise ReplyError(EMPTY, "comment is empty")
+    if len(cleaned) > max_chars:
+        raise ReplyError(TOO_LONG, f"comment is longer than {max_chars} characters")
+    return cleaned
+
+
+class TokenBucket:
+    """`rate` tokens per second, up to `burst`; rate 0 means unlimited."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self, n: float = 1.0, now: float | None = None) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+
+class CommentSampler:
+    """How many of a tick's comments every viewer is sent, at most `cap` per second.
+
+    The same sample goes to every viewer of the room (so one encode serves them all);
+    unused allowance carries over for one tick, so a quiet tick followed by a burst
+    still shows the burst. Evenly spaced picks keep the sample spread over the tick.
+    """
+
+    __slots__ = ("per_tick", "credit")
+
+    def __init__(self, cap_per_s: int, tick_ms: int) -> None:
+        self.per_tick = cap_per_s * tick_ms / 1000.0
+        self.credit = self.per_tick
+
+    def pick(self, n: int) -> list[int] | None:
+        """Indices of the comments to send, or None for all of them."""
+        if self.per_tick <= 0:
+            return None
+        budget = self.credit
+        if n <= budget:
+            self.credit = min(budget - n + self.per_tick, 2 * max(self.per_tick, 1.0))
+            return None
+        k = int(budget)
+        self.credit = budget - k + self.per_tick
+        if k <= 0:
+            return []
+        # k evenly spaced indices in range(n), always including the last (newest) comment
+        return [((i + 1) * n) // k - 1 for i in range(k)]

@@ -1,0 +1,138 @@
+"""The few exception types of liveroom, and their one mapping to PROTOCOL.md codes.
+
+    LiveroomError
+    ├── ReplyError(code, message)     a frame or request refused: `reply`/`error` with the code
+    │   └── Unavailable               Redis could not be reached or timed out ("unavailable")
+    ├── Refused(status, code)         refused before the WebSocket upgrade (HTTP status + code)
+    └── Disconnect(reason, close)     the server ends a connection: `bye` then close
+
+"Redis said no" (a script's refusal) is a ReplyError with its own code; "Redis could not be
+reached" is Unavailable. They are never confused: a sale must not be reported sold out
+because a shard is down.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# PROTOCOL.md error codes
+BAD_FRAME: Final = "bad_frame"
+UNKNOWN_OP: Final = "unknown_op"
+BAD_FIELD: Final = "bad_field"
+TOO_LARGE: Final = "too_large"
+FORBIDDEN: Final = "forbidden"
+RATE_LIMITED: Final = "rate_limited"
+MUTED: Final = "muted"
+TOO_LONG: Final = "too_long"
+EMPTY: Final = "empty"
+SOLD_OUT: Final = "sold_out"
+LIMIT_REACHED: Final = "limit_reached"
+NOT_STARTED: Final = "not_started"
+ENDED: Final = "ended"
+NO_SUCH_SALE: Final = "no_such_sale"
+NO_SUCH_DRAW: Final = "no_such_draw"
+NO_SUCH_ORDER: Final = "no_such_order"
+CLOSED: Final = "closed"
+UNAVAILABLE: Final = "unavailable"
+INTERNAL: Final = "internal"
+# refusals before the upgrade
+BAD_ROOM: Final = "bad_room"
+BAD_TOKEN: Final = "bad_token"
+BANNED: Final = "banned"
+DRAINING: Final = "draining"
+OVERLOADED: Final = "overloaded"
+
+# HTTP status for a ReplyError answered over the HTTP API
+HTTP_STATUS: Final[dict[str, int]] = {
+    BAD_FRAME: 400,
+    UNKNOWN_OP: 400,
+    BAD_FIELD: 400,
+    TOO_LARGE: 413,
+    FORBIDDEN: 403,
+    RATE_LIMITED: 429,
+    MUTED: 403,
+    TOO_LONG: 400,
+    EMPTY: 400,
+    SOLD_OUT: 409,
+    LIMIT_REACHED: 409,
+    NOT_STARTED: 409,
+    ENDED: 409,
+    NO_SUCH_SALE: 404,
+    NO_SUCH_DRAW: 404,
+    NO_SUCH_ORDER: 404,
+    CLOSED: 409,
+    UNAVAILABLE: 503,
+    INTERNAL: 500,
+    BAD_ROOM: 400,
+    BAD_TOKEN: 401,
+    BANNED: 403,
+    DRAINING: 503,
+    OVERLOADED: 503,
+}
+
+# WebSocket close codes (RFC 6455) used with `bye`
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_POLICY: Final = 1008
+CLOSE_TOO_BIG: Final = 1009
+CLOSE_TRY_AGAIN: Final = 1013
+
+# bye reason -> (close code, may the client reconnect)
+BYE: Final[dict[str, tuple[int, bool]]] = {
+    "draining": (CLOSE_GOING_AWAY, True),
+    "kicked": (CLOSE_POLICY, False),
+    "banned": (CLOSE_POLICY, False),
+    "slow": (CLOSE_TRY_AGAIN, True),
+    "too_large": (CLOSE_TOO_BIG, False),
+    "abuse": (CLOSE_POLICY, False),
+    "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
+}
+
+
+class LiveroomError(Exception):
+    """Root of every error liveroom raises on purpose."""
+
+
+class ReplyError(LiveroomError):
+    """A refused frame or request. `code` is a PROTOCOL.md error code."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message or code.replace("_", " ")
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.code, 400)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class Unavailable(ReplyError):
+    """Redis (the shard holding the room) could not be reached or did not answer in time."""
+
+    def __init__(self, message: str = "the room's data store did not answer") -> None:
+        super().__init__(UNAVAILABLE, message)
+
+
+class Refused(LiveroomError):
+    """Refused before the WebSocket upgrade, answered as HTTP `status` with a JSON error."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = HTTP_STATUS.get(code, 400)
+        self.message = message or code.replace("_", " ")
+
+    def as_body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class Disconnect(LiveroomError):
+    """The server ends the connection: a `bye` frame with `reason`, then close."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close_code, self.reconnect = BYE[reason]

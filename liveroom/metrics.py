@@ -1,0 +1,37 @@
+"""Prometheus metrics of one hub process (each worker has its own registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.connections = Gauge("liveroom_connections", "Open WebSocket connections", registry=r)
+        self.viewers = Gauge("liveroom_viewers", "Viewers attached to rooms", registry=r)
+        self.rooms = Gauge("liveroom_rooms", "Rooms with local viewers", registry=r)
+        self.frames_in = Counter("liveroom_frames_in", "Client frames received", ["op"], registry=r)
+        self.errors = Counter("liveroom_errors", "Error replies sent", ["code"], registry=r)
+        self.byes = Counter("liveroom_byes", "Connections ended by the server", ["reason"], registry=r)
+        self.refused = Counter("liveroom_refused", "Upgrades refused", ["code"], registry=r)
+        self.events_in = Counter("liveroom_events_in", "Durable events received from Redis", registry=r)
+        self.batches = Counter("liveroom_batches", "Room batches fanned out", registry=r)
+        self.encodes = Counter("liveroom_batch_encodes", "Batch encodes (one per room, codec, tick)", registry=r)
+        self.deliveries = Counter("liveroom_deliveries", "Batch frames written to sockets", registry=r)
+        self.sampled_out = Counter("liveroom_sampled_out", "Comments not sent to a viewer (cap)", registry=r)
+        self.slow_skips = Counter("liveroom_slow_skips", "Batches skipped for a slow viewer", registry=r)
+        self.repairs = Counter("liveroom_repairs", "Seq gaps repaired from history", registry=r)
+        self.op_seconds = Histogram(
+            "liveroom_op_seconds",
+            "Time to answer an op",
+            ["op"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )

@@ -1,0 +1,90 @@
+"""Encode and decode frames for the two codecs, and wrap payloads as WebSocket frames.
+
+Server-to-client WebSocket frames are not masked, so the bytes of one frame are the same for
+every socket: `ws_frame()` is called once per room batch and the result is written to every
+viewer as it is (encode once, write many).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import Enum
+from typing import Any
+
+import msgpack
+
+from liveroom.errors import BAD_FRAME, ReplyError
+
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+
+
+class Codec(str, Enum):
+    MSGPACK = "msgpack"
+    JSON = "json"
+
+    @property
+    def opcode(self) -> int:
+        return OP_BINARY if self is Codec.MSGPACK else OP_TEXT
+
+
+_packer_default = None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def encode(obj: Any, codec: Codec) -> bytes:
+    """One frame payload. Raises TypeError for values the codec cannot carry (a bug)."""
+    if codec is Codec.MSGPACK:
+        return msgpack.packb(obj, use_bin_type=True)
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+
+
+def decode(data: bytes | str, codec: Codec, max_len: int) -> dict[str, Any]:
+    """A client frame as a map; anything else is `bad_frame`."""
+    try:
+        if codec is Codec.MSGPACK:
+            if isinstance(data, str):
+                raise ReplyError(BAD_FRAME, "msgpack frames must be binary")
+            obj = msgpack.unpackb(
+                data,
+                raw=False,
+                strict_map_key=True,
+                max_str_len=max_len,
+                max_bin_len=max_len,
+                max_array_len=1024,
+                max_map_len=256,
+                max_ext_len=0,
+            )
+        else:
+            obj = json.loads(data)
+    except ReplyError:
+        raise
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:
+        raise ReplyError(BAD_FRAME, f"undecodable frame ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise ReplyError(BAD_FRAME, "a frame must be a map")
+    return obj
+
+
+def ws_frame(payload: bytes, opcode: int) -> bytes:
+    """A complete, unmasked, final WebSocket frame (RFC 6455 section 5.2)."""
+    n = len(payload)
+    first = 0x80 | opcode
+    if n < 126:
+        header = struct.pack("!BB", first, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", first, 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 127, n)
+    return header + payload
+
+
+def frame(obj: Any, codec: Codec) -> bytes:
+    """Encode and wrap in one step (replies and one-off frames)."""
+    return ws_frame(encode(obj, codec), codec.opcode)

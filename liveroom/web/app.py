@@ -1,0 +1,63 @@
+"""Wires one hub process: broker, hub, ops, endpoints; opened and closed with the app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from liveroom.auth import Authenticator
+from liveroom.broker.redis import RedisBroker
+from liveroom.config import Config
+from liveroom.core.hub import Hub
+from liveroom.core.ops import Ops
+from liveroom.metrics import Metrics
+from liveroom.web.http import HttpApi
+from liveroom.web.ws import WsEndpoint
+
+log = logging.getLogger(__name__)
+
+HUB = web.AppKey("hub", Hub)
+WS = web.AppKey("ws", WsEndpoint)
+BROKER = web.AppKey("broker", RedisBroker)
+
+
+def make_hub_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def build_app(cfg: Config) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    metrics = Metrics()
+    auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)
+    holder: dict[str, Hub] = {}
+    broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len, lambda r, m: holder["hub"].on_message(r, m))
+    hub = Hub(cfg, broker, metrics)
+    holder["hub"] = hub
+    ops = Ops(cfg, hub, broker)
+    ws = WsEndpoint(cfg, hub, ops, auth, metrics)
+    api = HttpApi(ops, broker, auth, metrics)
+    app[HUB], app[WS], app[BROKER] = hub, ws, broker
+    app.router.add_get("/ws", ws.handle)
+    app.router.add_routes(api.routes())
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await broker.start()
+        hub.start()
+        log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
+        yield
+        await ws.drain()
+        await hub.stop()
+        await broker.close()
+
+    async def on_shutdown(app: web.Application) -> None:
+        # runs before connections are force-closed: viewers get `bye draining`
+        await ws.drain()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
+    return app

@@ -1,0 +1,119 @@
+"""The JSON HTTP API for hosts and the shop backend, plus health and metrics."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from liveroom.auth import Authenticator
+from liveroom.broker.redis import RedisBroker
+from liveroom.core.ops import Ops, Session
+from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, Refused, ReplyError
+from liveroom.metrics import Metrics
+from liveroom.protocol import frames as F
+from liveroom.web.ws import ROOM_RE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(code: str, message: str, status: int) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class HttpApi:
+    def __init__(self, ops: Ops, broker: RedisBroker, auth: Authenticator, metrics: Metrics) -> None:
+        self.ops = ops
+        self.broker = broker
+        self.auth = auth
+        self.metrics = metrics
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics_text),
+            web.get("/api/rooms/{room}", self.guard(self.room_stats)),
+            web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
+            web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),
+            web.post("/api/rooms/{room}/mutes", self.guard(self.op_from_body("mute"))),
+        ]
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _session(self, request: web.Request) -> Session:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise Refused(BAD_TOKEN, "Authorization: Bearer <token> required")
+        identity = self.auth.verify(header[7:].strip())
+        room = request.match_info.get("room", "")
+        if room and not ROOM_RE.match(room):
+            raise Refused(BAD_ROOM, "bad room id")
+        if room and not identity.is_host_of(room):
+            raise Refused(FORBIDDEN, "a host token for this room, or an admin token, is required")
+        if not room and identity.role != "admin" and identity.role != "host":
+            raise Refused(FORBIDDEN, "host or admin only")
+        return Session(identity, room, identity.role_in(room) if room else identity.role)
+
+    def guard(self, fn: Callable[[web.Request, Session], Awaitable[Any]]) -> Handler:
+        """Authenticate, run, and turn our errors into the PROTOCOL.md JSON body."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                session = self._session(request)
+                result = await fn(request, session)
+            except Refused as exc:
+                return error_response(exc.code, exc.message, exc.status)
+            except ReplyError as exc:
+                self.metrics.errors.labels(exc.code).inc()
+                return error_response(exc.code, exc.message, exc.http_status)
+            return web.json_response({"ok": True, **(result or {})})
+
+        return handler
+
+    @staticmethod
+    async def body(request: web.Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ReplyError(BAD_FIELD, "the body must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise ReplyError(BAD_FIELD, "the body must be a JSON object")
+        return data
+
+    def op_from_body(self, kind: str) -> Callable[[web.Request, Session], Awaitable[Any]]:
+        async def run(request: web.Request, session: Session) -> Any:
+            op = F.parse_body(kind, await self.body(request))
+            return await self.ops.handle(session, op)
+
+        return run
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if await self.broker.ping_all():
+            return web.json_response({"ok": True})
+        return error_response("unavailable", "a Redis shard does not answer", 503)
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def room_stats(self, request: web.Request, session: Session) -> dict[str, Any]:
+        st = await self.broker.state(session.room)
+        return {
+            "room": session.room,
+            "epoch": st.epoch,
+            "seq": st.seq,
+            "online": st.online,
+            "peak_online": st.peak,
+            "likes": st.likes,
+            "comments": st.comments,
+            "orders": {"confirmed": 0, "pending": 0},
+            "gmv": {"confirmed": 0, "pending": 0},
+        }
