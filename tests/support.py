@@ -1,0 +1,221 @@
+"""Real hub processes and a small WebSocket client for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgpack
+
+from liveroom.auth import make_token
+from liveroom.redis_local import free_port
+
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+ROOT = Path(__file__).resolve().parent.parent
+# every wait in the tests is scaled by this (slow CI machines: LIVEROOM_TEST_TIMEOUT_FACTOR=3)
+FACTOR = float(os.environ.get("LIVEROOM_TEST_TIMEOUT_FACTOR", "1"))
+
+
+def t(seconds: float) -> float:
+    return seconds * FACTOR
+
+
+def token(sub: str, role: str = "viewer", rooms: list[str] | None = None, name: str | None = None, ttl_s: int = 3600) -> str:
+    return make_token(SECRET, sub, name=name or sub, role=role, rooms=rooms, ttl_s=ttl_s)
+
+
+@dataclass
+class HubProcess:
+    """`liveroom serve` in a subprocess, configured through the environment only."""
+
+    env: dict[str, str]
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "HubProcess":
+        self.port = self.port or free_port()
+        env = dict(os.environ)
+        env.update(
+            {
+                "LIVEROOM_HOST": "127.0.0.1",
+                "LIVEROOM_PORT": str(self.port),
+                "LIVEROOM_SECRETS": SECRET,
+                "LIVEROOM_LOG": "INFO",
+            }
+        )
+        env.update(self.env)
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="liveroom-hub-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "liveroom", "serve", "--workers", "1"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        deadline = time.monotonic() + t(20)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.base + "/healthz", timeout=0.5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"hub did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(t(15))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class Client:
+    """One viewer over a real WebSocket; collects events and answers replies by id."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    session: aiohttp.ClientSession
+    codec: str = "msgpack"
+    welcome: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    replies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    dropped: int = 0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _next_id: int = 0
+    _reader: asyncio.Task[None] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    async def connect(
+        cls,
+        base: str,
+        room: str,
+        tok: str | None,
+        codec: str = "msgpack",
+        since: int | None = None,
+        epoch: str | None = None,
+    ) -> "Client":
+        session = aiohttp.ClientSession()
+        params = {"room": room, "codec": codec}
+        if tok:
+            params["token"] = tok
+        if since is not None:
+            params["since"] = str(since)
+        if epoch is not None:
+            params["epoch"] = epoch
+        try:
+            ws = await session.ws_connect(base + "/ws", params=params, timeout=aiohttp.ClientWSTimeout(ws_close=t(5)))
+        except BaseException:
+            await session.close()
+            raise
+        c = cls(ws, session, codec)
+        first = await asyncio.wait_for(ws.receive(), t(5))
+        c.welcome = c.decode(first.data)
+        assert c.welcome["t"] == "welcome", c.welcome
+        c._reader = asyncio.create_task(c._read())
+        return c
+
+    def decode(self, data: bytes | str) -> dict[str, Any]:
+        if self.codec == "json":
+            import json
+
+            return json.loads(data)
+        return msgpack.unpackb(data)
+
+    async def _read(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                    f = self.decode(msg.data)
+                    self.frames.append(f)
+                    if f["t"] == "batch":
+                        self.events.extend(f["events"])
+                        self.dropped += f.get("dropped", 0)
+                    elif f["t"] == "reply":
+                        self.replies[f["id"]] = f
+                    self._changed.set()
+        finally:
+            self.closed.set()
+            self._changed.set()
+
+    async def send(self, obj: dict[str, Any]) -> None:
+        if self.codec == "json":
+            import json
+
+            await self.ws.send_str(json.dumps(obj))
+        else:
+            await self.ws.send_bytes(msgpack.packb(obj))
+
+    async def call(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send an op with an id and wait for its reply."""
+        self._next_id += 1
+        fid = self._next_id
+        await self.send({"t": op, "id": fid, **fields})
+        await self.wait_for(lambda: fid in self.replies, what=f"reply to {op}")
+        return self.replies[fid]
+
+    async def wait_for(self, cond: Any, timeout: float = 5.0, what: str = "condition") -> None:
+        deadline = asyncio.get_running_loop().time() + t(timeout)
+        while not cond():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {what}")
+            self._changed.clear()
+            if cond():
+                return
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    def last_frame(self, t_: str) -> dict[str, Any] | None:
+        for f in reversed(self.frames):
+            if f["t"] == t_:
+                return f
+        return None
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, t(5))
+            except (asyncio.TimeoutError, Exception):
+                self._reader.cancel()
+        await self.session.close()

@@ -1,0 +1,110 @@
+"""Likes add up exactly; the online count is right across hubs after joins and leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Callable
+
+from liveroom.redis_local import RedisProcess
+from tests.support import Client, HubProcess, token
+
+FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
+
+
+def latest(c: Client, kind: str, field: str) -> int | None:
+    vals = [e[field] for e in c.of_type(kind)]
+    return vals[-1] if vals else None
+
+
+async def test_likes_from_many_clients_add_up(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """40 clients on two hubs tapping in bursts: every viewer ends on the exact total."""
+    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, **FAST) for _ in range(2)]
+    room = "likes" + uuid.uuid4().hex[:8]
+    clients = [await Client.connect(hubs[i % 2].base, room, token(f"u{i}")) for i in range(40)]
+    try:
+        expected = 0
+        sends = []
+        for i, c in enumerate(clients):
+            for n in (1, 7, 50, (i % 50) + 1):
+                sends.append(c.send({"t": "like", "n": n}))
+                expected += n
+        await asyncio.gather(*sends)
+        for c in clients:
+            await c.wait_for(lambda c=c: latest(c, "likes", "total") == expected, what=f"likes total {expected}")
+        # counters are not events: no viewer got one event per tap
+        assert all(len(c.of_type("likes")) < 160 for c in clients)
+        late = await Client.connect(hubs[0].base, room, token("late"))
+        assert late.welcome["state"]["likes"] == expected
+        await late.close()
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def test_like_n_out_of_range_is_refused(hub: HubProcess) -> None:
+    """n above 50 is `bad_field` and adds nothing."""
+    room = "likes" + uuid.uuid4().hex[:8]
+    c = await Client.connect(hub.base, room, token("u"))
+    try:
+        r = await c.call("like", n=51)
+        assert not r["ok"] and r["error"]["code"] == "bad_field"
+        r = await c.call("like", n=3)
+        assert r["ok"]
+        await c.wait_for(lambda: latest(c, "likes", "total") == 3, what="likes 3")
+    finally:
+        await c.close()
+
+
+async def test_online_count_across_hubs(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """Distinct users over two hubs, a user on both counted once, leaves counted."""
+    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, **FAST) for _ in range(2)]
+    room = "online" + uuid.uuid4().hex[:8]
+    a = [await Client.connect(hubs[0].base, room, token(f"a{i}")) for i in range(3)]
+    b = [await Client.connect(hubs[1].base, room, token(f"b{i}")) for i in range(2)]
+    # the same user on both hubs, twice on one: still one person
+    twin = [
+        await Client.connect(hubs[0].base, room, token("twin")),
+        await Client.connect(hubs[1].base, room, token("twin")),
+        await Client.connect(hubs[1].base, room, token("twin")),
+    ]
+    everyone = a + b + twin
+    try:
+        for c in everyone:
+            await c.wait_for(lambda c=c: latest(c, "online", "count") == 6, what="online 6")
+        for c in a[:2] + twin[1:]:
+            await c.close()
+        rest = [a[2], *b, twin[0]]
+        for c in rest:
+            await c.wait_for(lambda c=c: latest(c, "online", "count") == 4, what="online 4")
+        await twin[0].close()
+        for c in [a[2], *b]:
+            await c.wait_for(lambda c=c: latest(c, "online", "count") == 3, what="online 3")
+        # and the count keeps being pushed (at least every 2 s) even when nothing changes
+        before = len(b[0].of_type("online"))
+        await asyncio.sleep(2.5)
+        assert len(b[0].of_type("online")) > before
+    finally:
+        for c in everyone:
+            if not c.closed.is_set():
+                await c.close()
+
+
+async def test_killed_hub_viewers_leave_the_count(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """A hub that dies without cleaning up stops counting once its heartbeat expires."""
+    env = {"LIVEROOM_REDIS": redis1.url, **FAST}
+    h1 = start_hub(**env)
+    h2 = start_hub(**env)
+    room = "dead" + uuid.uuid4().hex[:8]
+    stay = await Client.connect(h1.base, room, token("stay"))
+    gone = [await Client.connect(h2.base, room, token(f"gone{i}")) for i in range(3)]
+    try:
+        await stay.wait_for(lambda: latest(stay, "online", "count") == 4, what="online 4")
+        h2.kill()
+        # hub_ttl_ms defaults to 10 s: the survivor reaps the dead hub's viewers after it
+        await stay.wait_for(lambda: latest(stay, "online", "count") == 1, timeout=20, what="online 1")
+    finally:
+        await stay.close()
+        for c in gone:
+            c._reader and c._reader.cancel()
+            await c.session.close()
