@@ -37,7 +37,7 @@ class AuthConfig:
 class RedisConfig:
     urls: tuple[str, ...] = ()  # one per shard; empty and no cluster: start a local server
     cluster: str = ""  # a Redis Cluster node URL
-    timeout_ms: int = 1000  # a command that takes longer answers `unavailable`
+    timeout_ms: int = 800  # a command that takes longer answers `unavailable`
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,12 @@ class RoomConfig:
     presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
     hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
     max_like_n: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SalesConfig:
+    pay_window_s: float = 900.0  # a pending order not confirmed in this time expires
+    reaper_interval_ms: int = 1000  # how often unpaid orders are looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     room: RoomConfig = field(default_factory=RoomConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sales: SalesConfig = field(default_factory=SalesConfig)
 
 
 _SECTIONS: dict[str, type] = {
@@ -79,6 +86,7 @@ _SECTIONS: dict[str, type] = {
     "redis": RedisConfig,
     "room": RoomConfig,
     "limits": LimitsConfig,
+    "sales": SalesConfig,
 }
 
 # env var -> (section, key)
@@ -97,6 +105,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
     "LIVEROOM_OUTBOX_BYTES": ("limits", "outbox_bytes"),
     "LIVEROOM_MAX_FRAME_BYTES": ("limits", "max_frame_bytes"),
+    "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
+    "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
 }
 
 
@@ -152,6 +162,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.max_frame_bytes >= 256, "limits.max_frame_bytes must be >= 256")
     need(cfg.limits.outbox_bytes >= 4096, "limits.outbox_bytes must be >= 4096")
     need(cfg.limits.frame_rate >= 0, "limits.frame_rate must be >= 0")
+    need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
+    need(cfg.redis.timeout_ms >= 50, "redis.timeout_ms must be >= 50")
     for url in cfg.redis.urls:
         need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")
     return cfg

@@ -22,6 +22,18 @@ class RoomKeys:
     ref: str  # HASH user -> number of hubs holding a connection of that user (HLEN = online)
     hubs: str  # HASH hub id -> expiry ms: hubs that hold viewers of the room
     mutes: str  # HASH user -> muted until (ms, -1 forever)
+    sales: str  # HASH <sale>:info (msgpack) | <sale>:stock | <sale>:status | <sale>:n (orders)
+    orders: str  # HASH order id -> order JSON (status pending|confirmed|cancelled|expired)
+    pending: str  # ZSET order id -> pay deadline ms: what the order reaper expires
+    room_orders_stream: str  # the room's orders stream (Redis Cluster deployments)
+
+    def bought(self, sale: str) -> str:
+        """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""
+        return f"{PREFIX}:{{{self.room}}}:bought:{sale}"
+
+    def idem(self, sale: str) -> str:
+        """HASH idempotency field -> the first answer to a buy with that key."""
+        return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
     def hub_users(self, hub_id: str) -> str:
         """SET of users one hub holds in the room: what is undone if that hub dies."""
@@ -38,7 +50,22 @@ def room_keys(room: str) -> RoomKeys:
         ref=f"{t}:ref",
         hubs=f"{t}:hubs",
         mutes=f"{t}:mutes",
+        sales=f"{t}:sales",
+        orders=f"{t}:orders",
+        pending=f"{t}:pending",
+        room_orders_stream=f"{t}:orders:stream",
     )
+
+
+# The shop backend's feed with standalone shards: one stream on each shard, read with a
+# consumer group (XREADGROUP). A Redis Cluster cannot append to one stream from scripts of
+# rooms in other slots, so there each room has its own stream (room_orders_stream).
+SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
+# SET of rooms that have had a sale, per shard (cluster: one key): what the order reaper
+# scans for unpaid orders. Written before the sale exists, so no order can be missed.
+SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
+# short lock so that one hub at a time runs a reaper round over a shard
+REAPER_LOCK = f"{PREFIX}:{{sales}}:reaper"
 
 
 def room_of_channel(channel: bytes | str) -> str:

@@ -51,7 +51,13 @@ class LikesMsg:
     total: int
 
 
-BrokerMsg = Union[DurableMsg, LikesMsg]
+@dataclass(frozen=True, slots=True)
+class StockMsg:
+    sale: str
+    remaining: int
+
+
+BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg]
 OnMessage = Callable[[str, BrokerMsg], None]
 
 
@@ -66,6 +72,9 @@ def parse_message(data: bytes) -> BrokerMsg | None:
         return DurableMsg(int(seq), epoch.decode(), body)
     if kind == b"L":
         return LikesMsg(int(data[1:]))
+    if kind == b"S":
+        sale, _, remaining = data[1:].partition(b" ")
+        return StockMsg(sale.decode(), int(remaining))
     return None
 
 
@@ -79,6 +88,7 @@ class RoomState:
     comments: int
     peak: int
     meta: dict[bytes, bytes]
+    sales: dict[bytes, bytes]  # the room's sales hash (<sale>:info|stock|status|n)
 
 
 def new_epoch() -> str:
@@ -227,7 +237,9 @@ class RedisBroker:
 
     async def state(self, room: str) -> RoomState:
         k = K.room_keys(room)
-        flat, online, first = await self._script("room_state", room, [k.meta, k.ref, k.hist], [new_epoch()])
+        flat, online, first, sales = await self._script(
+            "room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch()]
+        )
         meta = dict(zip(flat[::2], flat[1::2]))
         return RoomState(
             seq=int(meta.get(b"seq", 0)),
@@ -238,6 +250,7 @@ class RedisBroker:
             comments=int(meta.get(b"comments", 0)),
             peak=int(meta.get(b"peak", 0)),
             meta=meta,
+            sales=dict(zip(sales[::2], sales[1::2])),
         )
 
     async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]:
@@ -303,3 +316,86 @@ class RedisBroker:
     async def presence_reap(self, room: str, hub_id: str) -> int:
         k = K.room_keys(room)
         return int(await self._script("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id]))
+
+    # -- flash sales -----------------------------------------------------------------------
+
+    def orders_stream(self, room: str) -> str:
+        return K.room_keys(room).room_orders_stream if self.clustered else K.SHARD_ORDERS_STREAM
+
+    async def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> tuple[int, str]:
+        k = K.room_keys(room)
+        # registered first: the order reaper must know every room that can hold an order
+        await self._bounded(self._cmd(room).sadd(K.SALE_ROOMS, room))
+        seq, epoch = await self._script(
+            "sale_create",
+            room,
+            [k.sales, k.meta, k.hist],
+            [self._pubcmd, k.channel, body, new_epoch(), self._history_len, sale, info, stock],
+        )
+        return int(seq), epoch.decode()
+
+    async def sale_close(self, room: str, sale: str) -> int | None:
+        """The event's seq, or None when there is no such sale."""
+        k = K.room_keys(room)
+        seq, _ = await self._script(
+            "sale_close", room, [k.sales, k.meta, k.hist], [self._pubcmd, k.channel, sale, new_epoch(), self._history_len]
+        )
+        return None if int(seq) < 0 else int(seq)
+
+    async def sale_buy(
+        self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int
+    ) -> tuple[str, str, int, bool] | tuple[str, str]:
+        """('ok', order id, remaining, first time) or ('err', code)."""
+        k = K.room_keys(room)
+        idem_field = f"{len(user)}:{user}{key}"
+        out = await self._script(
+            "sale_buy",
+            room,
+            [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, self.orders_stream(room), k.meta, k.hist],
+            [self._pubcmd, k.channel, sale, user, qty, idem_field, order_prefix, pay_window_ms,
+             new_epoch(), self._history_len, room, key],
+        )  # fmt: skip
+        if out[0] == b"ok":
+            return "ok", out[1].decode(), int(out[2]), bool(out[3])
+        return "err", out[1].decode()
+
+    async def order_release(self, room: str, order: str, sale: str, status: str) -> tuple[bool, str]:
+        """(released now, code or new status)."""
+        k = K.room_keys(room)
+        out = await self._script(
+            "order_release",
+            room,
+            [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta],
+            [order, status, self._pubcmd, k.channel],
+        )
+        return out[0] == b"ok", out[1].decode()
+
+    async def order_confirm(self, room: str, order: str) -> tuple[bool, str]:
+        k = K.room_keys(room)
+        out = await self._script("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
+        return out[0] == b"ok", out[1].decode()
+
+    async def order(self, room: str, order: str) -> bytes | None:
+        return await self._bounded(self._cmd(room).hget(K.room_keys(room).orders, order))
+
+    async def sale_fields(self, room: str) -> dict[bytes, bytes]:
+        return await self._bounded(self._cmd(room).hgetall(K.room_keys(room).sales))
+
+    async def bought(self, room: str, sale: str) -> dict[bytes, bytes]:
+        return await self._bounded(self._cmd(room).hgetall(K.room_keys(room).bought(sale)))
+
+    async def due_orders(self, room: str, now_ms: int, count: int = 500) -> list[str]:
+        ids = await self._bounded(
+            self._cmd(room).zrangebyscore(K.room_keys(room).pending, "-inf", now_ms, start=0, num=count)
+        )
+        return [i.decode() for i in ids]
+
+    def registries(self) -> list[Any]:
+        """One client per place SALE_ROOMS lives (each standalone shard, or the cluster)."""
+        return [self._cluster] if self._cluster is not None else list(self._clients)
+
+    async def sale_rooms(self, registry: Any) -> list[str]:
+        return [r.decode() for r in await self._bounded(registry.smembers(K.SALE_ROOMS))]
+
+    async def reaper_lock(self, registry: Any, ttl_ms: int) -> bool:
+        return bool(await self._bounded(registry.set(K.REAPER_LOCK, self.hub_id, nx=True, px=ttl_ms)))

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 import msgpack
 
-from liveroom.broker.redis import DurableMsg, LikesMsg, BrokerMsg, RedisBroker, RoomState
+from liveroom.broker.redis import BrokerMsg, DurableMsg, LikesMsg, RedisBroker, RoomState, StockMsg
 from liveroom.config import Config
 from liveroom.core.rules import CommentSampler
+from liveroom.core.sales import live_sales
 from liveroom.errors import ReplyError, Unavailable
 from liveroom.metrics import Metrics
 from liveroom.protocol.codec import Codec, encode, frame, ws_frame
@@ -57,6 +58,7 @@ class LocalRoom:
     local_likes: int = 0  # taps on this hub not yet added to Redis
     online: int = 0
     online_dirty: bool = False
+    stock: dict[str, int] = field(default_factory=dict)  # sale -> latest remaining, unsent
     ready: asyncio.Future[None] | None = None
     repair_until: float = 0.0  # hold durable events while a seq gap is fetched
     empty_since: float | None = None
@@ -192,7 +194,7 @@ class Hub:
                 "online": state_online,
                 "likes": max(room.likes, state.likes),
                 "pinned": msgpack.unpackb(pinned) if pinned else None,
-                "sales": [],
+                "sales": live_sales(state.sales),
                 "draw": None,
             },
             "recovered": recovered,
@@ -238,6 +240,10 @@ class Hub:
                 room.likes = msg.total
                 room.likes_dirty = True
                 self._dirty.add(room)
+            return
+        if isinstance(msg, StockMsg):
+            room.stock[msg.sale] = msg.remaining  # latest value wins within a tick
+            self._dirty.add(room)
             return
         if isinstance(msg, DurableMsg):
             if msg.epoch != room.epoch:
@@ -325,6 +331,9 @@ class Hub:
         if room.online_dirty:
             ephemeral.append({"type": "online", "count": room.online})
             room.online_dirty = False
+        if room.stock:
+            ephemeral.extend({"type": "stock", "sale": s, "remaining": n} for s, n in room.stock.items())
+            room.stock = {}
         if not durable and not ephemeral:
             return
         if room.size == 0:

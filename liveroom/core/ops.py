@@ -7,34 +7,20 @@ broker, and returns the reply's result fields (or None), raising ReplyError to r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 
-from liveroom.auth import Identity
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.rules import TokenBucket, clean_text
+from liveroom.core.session import Session
 from liveroom.errors import FORBIDDEN, MUTED, RATE_LIMITED, UNKNOWN_OP, ReplyError
 from liveroom.protocol import frames as F
 
-
-@dataclass(slots=True)
-class Session:
-    """Who is acting, in which room, with which role there."""
-
-    identity: Identity
-    room: str
-    role: str  # viewer | host | admin, in this room
-
-    @property
-    def is_host(self) -> bool:
-        return self.role in ("host", "admin")
-
-    def user(self) -> dict[str, str]:
-        return {"id": self.identity.id, "name": self.identity.name}
+if TYPE_CHECKING:
+    from liveroom.core.sales import Sales
 
 
 def now_ms() -> int:
@@ -45,10 +31,11 @@ Result = dict[str, Any] | None
 
 
 class Ops:
-    def __init__(self, cfg: Config, hub: Hub, broker: RedisBroker) -> None:
+    def __init__(self, cfg: Config, hub: Hub, broker: RedisBroker, sales: "Sales") -> None:
         self.cfg = cfg
         self.hub = hub
         self.broker = broker
+        self.sales = sales
         self._buckets: dict[str, TokenBucket] = {}
         self._handlers: dict[type, Callable[[Session, Any], Awaitable[Result]]] = {
             F.Comment: self.comment,
@@ -57,6 +44,9 @@ class Ops:
             F.Notice: self.notice,
             F.Mute: self.mute,
             F.DeleteComment: self.delete_comment,
+            F.Buy: sales.buy,
+            F.SaleCreate: sales.create,
+            F.SaleClose: sales.close,
         }
 
     async def handle(self, s: Session, op: F.Op) -> Result:

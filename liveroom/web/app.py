@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -15,6 +16,7 @@ from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.ops import Ops
+from liveroom.core.sales import Sales
 from liveroom.metrics import Metrics
 from liveroom.web.http import HttpApi
 from liveroom.web.ws import WsEndpoint
@@ -38,9 +40,10 @@ def build_app(cfg: Config) -> web.Application:
     broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len, lambda r, m: holder["hub"].on_message(r, m))
     hub = Hub(cfg, broker, metrics)
     holder["hub"] = hub
-    ops = Ops(cfg, hub, broker)
+    sales = Sales(cfg, broker)
+    ops = Ops(cfg, hub, broker, sales)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)
-    api = HttpApi(ops, broker, auth, metrics)
+    api = HttpApi(ops, sales, broker, auth, metrics)
     app[HUB], app[WS], app[BROKER] = hub, ws, broker
     app.router.add_get("/ws", ws.handle)
     app.router.add_routes(api.routes())
@@ -48,8 +51,10 @@ def build_app(cfg: Config) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await broker.start()
         hub.start()
+        reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
+        reaper.cancel()
         await ws.drain()
         await hub.stop()
         await broker.close()

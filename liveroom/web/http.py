@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
-from liveroom.core.ops import Ops, Session
+from liveroom.core.ops import Ops
+from liveroom.core.sales import Sales, live_sales, parse_order_id
+from liveroom.core.session import Session
 from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
@@ -24,8 +26,9 @@ def error_response(code: str, message: str, status: int) -> web.Response:
 
 
 class HttpApi:
-    def __init__(self, ops: Ops, broker: RedisBroker, auth: Authenticator, metrics: Metrics) -> None:
+    def __init__(self, ops: Ops, sales: Sales, broker: RedisBroker, auth: Authenticator, metrics: Metrics) -> None:
         self.ops = ops
+        self.sales = sales
         self.broker = broker
         self.auth = auth
         self.metrics = metrics
@@ -39,6 +42,12 @@ class HttpApi:
             web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
             web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),
             web.post("/api/rooms/{room}/mutes", self.guard(self.op_from_body("mute"))),
+            web.post("/api/rooms/{room}/sales", self.guard(self.op_from_body("sale_create"))),
+            web.get("/api/rooms/{room}/sales/{sale}", self.guard(self.get_sale)),
+            web.post("/api/rooms/{room}/sales/{sale}/close", self.guard(self.close_sale)),
+            web.get("/api/orders/{order}", self.guard(self.get_order)),
+            web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order)),
+            web.post("/api/orders/{order}/cancel", self.guard(self.cancel_order)),
         ]
 
     # -- plumbing --------------------------------------------------------------------------
@@ -49,6 +58,8 @@ class HttpApi:
             raise Refused(BAD_TOKEN, "Authorization: Bearer <token> required")
         identity = self.auth.verify(header[7:].strip())
         room = request.match_info.get("room", "")
+        if "order" in request.match_info:
+            room, _ = parse_order_id(request.match_info["order"])
         if room and not ROOM_RE.match(room):
             raise Refused(BAD_ROOM, "bad room id")
         if room and not identity.is_host_of(room):
@@ -114,6 +125,22 @@ class HttpApi:
             "peak_online": st.peak,
             "likes": st.likes,
             "comments": st.comments,
-            "orders": {"confirmed": 0, "pending": 0},
-            "gmv": {"confirmed": 0, "pending": 0},
+            "orders": {"confirmed": int(st.meta.get(b"orders_confirmed", 0)), "pending": int(st.meta.get(b"orders_pending", 0))},
+            "gmv": {"confirmed": int(st.meta.get(b"gmv_confirmed", 0)), "pending": int(st.meta.get(b"gmv_pending", 0))},
+            "sales": live_sales(st.sales),
         }
+
+    async def get_sale(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return {"sale": await self.sales.sale(session.room, request.match_info["sale"])}
+
+    async def close_sale(self, request: web.Request, session: Session) -> Any:
+        return await self.ops.handle(session, F.SaleClose(request.match_info["sale"]))
+
+    async def get_order(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return {"order": await self.sales.order(request.match_info["order"])}
+
+    async def confirm_order(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return await self.sales.confirm(request.match_info["order"])
+
+    async def cancel_order(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return await self.sales.cancel(request.match_info["order"])

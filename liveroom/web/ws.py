@@ -18,7 +18,8 @@ from aiohttp import WSMsgType, web
 from liveroom.auth import Authenticator
 from liveroom.config import Config
 from liveroom.core.hub import Hub
-from liveroom.core.ops import Ops, Session
+from liveroom.core.ops import Ops
+from liveroom.core.session import Session
 from liveroom.core.rules import TokenBucket
 from liveroom.errors import (
     BAD_FIELD,

@@ -1,0 +1,219 @@
+"""Flash sales and coupon grabs (a coupon is a sale with price 0): the rules around the
+Lua scripts that hold the stock. Python never reads, changes and writes stock: every change
+is one script call, so thousands of simultaneous taps cannot oversell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+import msgpack
+
+from liveroom.broker.redis import RedisBroker
+from liveroom.config import Config
+from liveroom.core.session import Session
+from liveroom.errors import (
+    BAD_FIELD,
+    FORBIDDEN,
+    NO_SUCH_ORDER,
+    NO_SUCH_SALE,
+    ReplyError,
+    Unavailable,
+)
+from liveroom.protocol import frames as F
+
+log = logging.getLogger(__name__)
+ORDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,160}$")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def order_prefix(room: str, sale: str) -> str:
+    """Order ids name their room, so the HTTP API finds an order from its id alone:
+    o<len(room)>-<room>-<sale>-<n>; room ids may contain '-', hence the length."""
+    return f"o{len(room)}-{room}-{sale}-"
+
+
+def parse_order_id(order: str) -> tuple[str, str]:
+    """(room, sale) of an order id, or ReplyError(no_such_order)."""
+    try:
+        if not order.startswith("o") or not ORDER_RE.match(order):
+            raise ValueError
+        dash = order.index("-")
+        n = int(order[1:dash])
+        room = order[dash + 1 : dash + 1 + n]
+        rest = order[dash + 1 + n :]
+        if len(room) != n or not rest.startswith("-"):
+            raise ValueError
+        sale, num = rest[1:].rsplit("-", 1)
+        int(num)
+        return room, sale
+    except ValueError:
+        raise ReplyError(NO_SUCH_ORDER, "no such order") from None
+
+
+def sale_view(sale: str, fields: dict[bytes, bytes], now: int | None = None) -> dict[str, Any] | None:
+    """A sale as PROTOCOL.md shows it, from the room's sales hash."""
+    info_raw = fields.get(f"{sale}:info".encode())
+    if info_raw is None:
+        return None
+    info = msgpack.unpackb(info_raw)
+    status = fields[f"{sale}:status".encode()].decode()
+    now = now_ms() if now is None else now
+    if status == "open":
+        if info["starts_at"] and now < info["starts_at"]:
+            status = "scheduled"
+        elif info["ends_at"] and now >= info["ends_at"]:
+            status = "ended"
+    return {
+        "id": sale,
+        "sku": info["sku"],
+        "title": info["title"],
+        "price": info["price"],
+        "stock": int(fields[f"{sale}:stock".encode()]),
+        "initial": info["stock"],
+        "limit": info["limit"],
+        "starts_at": info["starts_at"],
+        "ends_at": info["ends_at"],
+        "status": status,
+    }
+
+
+def live_sales(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    """Sales a joining viewer should see: not closed and not over."""
+    ids = sorted({k.decode().rsplit(":", 1)[0] for k in fields if k.endswith(b":status")})
+    now = now_ms()
+    out = []
+    for sale in ids:
+        v = sale_view(sale, fields, now)
+        if v is not None and v["status"] in ("scheduled", "open", "sold_out"):
+            out.append(v)
+    return out
+
+
+class Sales:
+    def __init__(self, cfg: Config, broker: RedisBroker) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self._pay_window_ms = int(cfg.sales.pay_window_s * 1000)
+
+    async def create(self, s: Session, op: F.SaleCreate) -> dict[str, Any]:
+        now = now_ms()
+        if op.ends_at and op.ends_at <= max(op.starts_at, now):
+            raise ReplyError(BAD_FIELD, "ends_at: must be after starts_at and in the future")
+        sale = "s" + secrets.token_hex(5)
+        info = {
+            "sku": op.sku,
+            "title": op.title,
+            "price": op.price,
+            "stock": op.stock,
+            "limit": op.limit,
+            "starts_at": op.starts_at,
+            "ends_at": op.ends_at,
+        }
+        status = "scheduled" if op.starts_at > now else "open"
+        event = {"type": "sale", "sale": {"id": sale, **info, "initial": op.stock, "status": status}}
+        seq, _ = await self.broker.sale_create(s.room, sale, msgpack.packb(info), op.stock, msgpack.packb(event))
+        return {"sale": sale, "seq": seq}
+
+    async def close(self, s: Session, op: F.SaleClose) -> dict[str, Any]:
+        seq = await self.broker.sale_close(s.room, op.sale)
+        if seq is None:
+            raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
+        return {"seq": seq}
+
+    async def buy(self, s: Session, op: F.Buy) -> dict[str, Any]:
+        if s.identity.anonymous:
+            raise ReplyError(FORBIDDEN, "sign in to buy")
+        if not op.key:
+            raise ReplyError(BAD_FIELD, "key: required (a client idempotency key)")
+        res = await self.broker.sale_buy(
+            s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms
+        )
+        if res[0] == "err":
+            code = res[1]
+            raise ReplyError(code, _MESSAGES.get(code, code))
+        _, order, remaining, _first = res  # type: ignore[misc]
+        return {"order": order, "remaining": remaining}
+
+    async def sale(self, room: str, sale: str) -> dict[str, Any]:
+        fields = await self.broker.sale_fields(room)
+        view = sale_view(sale, fields)
+        if view is None:
+            raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
+        held = await self.broker.bought(room, sale)
+        view["sold"] = view["initial"] - view["stock"]
+        view["buyers"] = len(held)
+        return view
+
+    async def order(self, order: str) -> dict[str, Any]:
+        room, _ = parse_order_id(order)
+        raw = await self.broker.order(room, order)
+        if raw is None:
+            raise ReplyError(NO_SUCH_ORDER, "no such order")
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    async def confirm(self, order: str) -> dict[str, Any]:
+        room, _ = parse_order_id(order)
+        ok, code = await self.broker.order_confirm(room, order)
+        if not ok:
+            raise ReplyError(code, _MESSAGES.get(code, code))
+        return {"order": order, "status": "confirmed"}
+
+    async def cancel(self, order: str) -> dict[str, Any]:
+        room, sale = parse_order_id(order)
+        ok, code = await self.broker.order_release(room, order, sale, "cancelled")
+        if not ok:
+            raise ReplyError(code, _MESSAGES.get(code, code))
+        return {"order": order, "status": "cancelled"}
+
+    # -- unpaid orders ---------------------------------------------------------------------
+
+    async def expire_due(self, room: str) -> int:
+        """Expire every order of `room` whose pay window has passed; returns how many."""
+        n = 0
+        for order in await self.broker.due_orders(room, now_ms()):
+            _, sale = parse_order_id(order)
+            released, _ = await self.broker.order_release(room, order, sale, "expired")
+            n += released
+        return n
+
+    async def reaper(self) -> None:
+        """Every hub runs this; a short lock per shard lets one of them do each round."""
+        interval = self.cfg.sales.reaper_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            for registry in self.broker.registries():
+                try:
+                    if not await self.broker.reaper_lock(registry, max(int(interval * 900), 100)):
+                        continue
+                    for room in await self.broker.sale_rooms(registry):
+                        expired = await self.expire_due(room)
+                        if expired:
+                            log.info("room %s: %d unpaid orders expired", room, expired)
+                except Unavailable as exc:
+                    log.warning("order reaper: %s", exc)
+                except Exception:
+                    log.exception("order reaper failed")
+
+
+_MESSAGES = {
+    "sold_out": "sold out",
+    "limit_reached": "you have reached the per-person limit for this sale",
+    "not_started": "the sale has not started yet",
+    "ended": "the sale has ended",
+    "closed": "closed",
+    "no_such_sale": "no such sale in this room",
+    "no_such_order": "no such order",
+    "bad_field": "qty: over the per-person limit",
+    "not_due": "the order's pay window is still open",
+}

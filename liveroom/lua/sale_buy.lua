@@ -1,0 +1,58 @@
+-- sale_buy.lua: one buy, all or nothing. The only place stock is taken.
+-- include: lib_publish.lua
+-- KEYS[1] sales  KEYS[2] bought:<sid> (user -> units held)  KEYS[3] idem:<sid> (key -> answer)
+-- KEYS[4] orders (HASH oid -> JSON)  KEYS[5] pending (ZSET oid -> pay deadline ms)
+-- KEYS[6] orders stream  KEYS[7] meta  KEYS[8] hist
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] sale id  ARGV[4] user  ARGV[5] qty
+-- ARGV[6] idempotency field  ARGV[7] order id prefix  ARGV[8] pay window ms
+-- ARGV[9] epoch candidate  ARGV[10] maxlen  ARGV[11] room  ARGV[12] client key
+-- returns {'ok', order id, remaining, 0|1 first time} or {'err', code}; a repeated key
+-- returns the first answer unchanged (success or failure) and touches nothing
+local sid, user, qty = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local prev = redis.call('HGET', KEYS[3], ARGV[6])
+if prev then
+  local o, r = string.match(prev, '^ok|([^|]+)|(%d+)$')
+  if o then return {'ok', o, tonumber(r), 0} end
+  return {'err', string.sub(prev, 5)}
+end
+local status = redis.call('HGET', KEYS[1], sid .. ':status')
+if not status then
+  return {'err', 'no_such_sale'}
+end
+local function refuse(code)
+  redis.call('HSET', KEYS[3], ARGV[6], 'err|' .. code)
+  return {'err', code}
+end
+local info = cmsgpack.unpack(redis.call('HGET', KEYS[1], sid .. ':info'))
+local now = now_ms()
+if status == 'closed' then return refuse('closed') end
+if info.starts_at > 0 and now < info.starts_at then return refuse('not_started') end
+if info.ends_at > 0 and now >= info.ends_at then return refuse('ended') end
+if qty > info.limit then return refuse('bad_field') end
+local stock = tonumber(redis.call('HGET', KEYS[1], sid .. ':stock'))
+if stock <= 0 then return refuse('sold_out') end
+local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+if held + qty > info.limit then return refuse('limit_reached') end
+if stock < qty then return refuse('sold_out') end
+
+local remaining = redis.call('HINCRBY', KEYS[1], sid .. ':stock', -qty)
+redis.call('HINCRBY', KEYS[2], user, qty)
+local n = redis.call('HINCRBY', KEYS[1], sid .. ':n', 1)
+local oid = ARGV[7] .. n
+local amount = info.price * qty
+redis.call('HSET', KEYS[4], oid, cjson.encode({
+  id = oid, room = ARGV[11], sale = sid, user = user, qty = qty, price = info.price,
+  amount = amount, status = 'pending', created = now, key = ARGV[12]
+}))
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[8]), oid)
+redis.call('XADD', KEYS[6], '*', 'event', 'created', 'order', oid, 'room', ARGV[11], 'sale', sid,
+  'sku', info.sku, 'user', user, 'qty', qty, 'amount', amount, 'ts', now)
+redis.call('HINCRBY', KEYS[7], 'orders_pending', 1)
+redis.call('HINCRBY', KEYS[7], 'gmv_pending', amount)
+redis.call('HSET', KEYS[3], ARGV[6], 'ok|' .. oid .. '|' .. remaining)
+redis.call(ARGV[1], ARGV[2], 'S' .. sid .. ' ' .. remaining)
+if remaining == 0 then
+  redis.call('HSET', KEYS[1], sid .. ':status', 'sold_out')
+  publish_durable(KEYS[7], KEYS[8], ARGV[1], ARGV[2], cmsgpack.pack({type = 'sold_out', sale = sid}), ARGV[9], ARGV[10])
+end
+return {'ok', oid, remaining, 1}

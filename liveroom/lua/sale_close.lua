@@ -1,0 +1,16 @@
+-- sale_close.lua: the host closes a sale; later buys answer `closed`.
+-- include: lib_publish.lua
+-- KEYS[1] sales  KEYS[2] meta  KEYS[3] hist
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] sale id  ARGV[4] epoch candidate  ARGV[5] maxlen
+-- returns {seq, epoch}, or {-1, 'no_such_sale'}
+local sid = ARGV[3]
+if not redis.call('HGET', KEYS[1], sid .. ':status') then
+  return {-1, 'no_such_sale'}
+end
+redis.call('HSET', KEYS[1], sid .. ':status', 'closed')
+local info = cmsgpack.unpack(redis.call('HGET', KEYS[1], sid .. ':info'))
+info.id = sid
+info.status = 'closed'
+info.stock = tonumber(redis.call('HGET', KEYS[1], sid .. ':stock'))
+local body = cmsgpack.pack({type = 'sale', sale = info})
+return publish_durable(KEYS[2], KEYS[3], ARGV[1], ARGV[2], body, ARGV[4], ARGV[5])

@@ -1,0 +1,13 @@
+-- sale_create.lua: open a flash sale (or a coupon grab: price 0) in a room.
+-- include: lib_publish.lua
+-- KEYS[1] sales (room HASH: <sid>:info|stock|status|n)  KEYS[2] meta  KEYS[3] hist
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `sale` event without seq)
+-- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] sale id  ARGV[7] info (msgpack)
+-- ARGV[8] stock
+-- returns {seq, epoch}
+local sid = ARGV[6]
+if redis.call('HEXISTS', KEYS[1], sid .. ':status') == 1 then
+  return redis.error_reply('sale id already used')
+end
+redis.call('HSET', KEYS[1], sid .. ':info', ARGV[7], sid .. ':stock', ARGV[8], sid .. ':status', 'open', sid .. ':n', 0)
+return publish_durable(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
