@@ -95,6 +95,7 @@ def new_epoch() -> str:
     return secrets.token_hex(4)
 
 
+POOL_SIZE = 64
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
@@ -119,14 +120,23 @@ class RedisBroker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _client(self, url: str, *, pubsub: bool) -> aioredis.Redis:
-        return aioredis.Redis.from_url(
+        if pubsub:
+            return aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=self._timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=5,
+            )
+        # A burst of thousands of buys waits for one of POOL_SIZE connections instead of
+        # failing: Redis runs scripts one at a time anyway, more sockets only add overhead.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            socket_timeout=None if pubsub else self._timeout,
+            max_connections=POOL_SIZE,
+            timeout=self._timeout,
+            socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=5 if pubsub else 0,
-            max_connections=None if pubsub else 256,
         )
+        return aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
 
     async def start(self) -> None:
         if self.clustered:

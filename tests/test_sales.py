@@ -1,0 +1,274 @@
+"""Flash sales never oversell, never exceed the per-person limit, never buy twice on a retry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from typing import Any, Callable
+
+import aiohttp
+import msgpack
+import redis
+
+from liveroom.broker.sharding import shard_of
+from liveroom.redis_local import RedisProcess
+from tests.support import Client, HubProcess, t, token
+
+FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
+
+
+def room() -> str:
+    return "sale" + uuid.uuid4().hex[:8]
+
+
+async def open_sale(base: str, room_: str, **fields: Any) -> str:
+    host = await Client.connect(base, room_, token("shop", role="host", rooms=[room_]))
+    try:
+        body = {"sku": "SKU-1", "title": "Down jacket", "price": 39900, "stock": 100, "limit": 1, **fields}
+        r = await host.call("sale_create", **body)
+        assert r["ok"], r
+        return str(r["sale"])
+    finally:
+        await host.close()
+
+
+async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
+            return r.status, await r.json()
+
+
+def orders_in_stream(url: str, room_: str, event: str = "created") -> list[dict[bytes, bytes]]:
+    r = redis.Redis.from_url(url)
+    try:
+        entries = r.xrange("lr:orders")
+    finally:
+        r.close()
+    return [f for _, f in entries if f[b"room"] == room_.encode() and f[b"event"] == event.encode()]
+
+
+async def test_two_thousand_buyers_one_hundred_units(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """2 hubs, 2,000 buyers on their own sockets, stock 100, limit 1: exactly 100 orders."""
+    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, **FAST) for _ in range(2)]
+    r_ = room()
+    sale = await open_sale(hubs[0].base, r_, stock=100, limit=1)
+    n = 2000
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sem = asyncio.Semaphore(200)
+
+        async def connect(i: int) -> aiohttp.ClientWebSocketResponse:
+            async with sem:
+                ws = await session.ws_connect(
+                    hubs[i % 2].base + "/ws", params={"room": r_, "token": token(f"buyer{i}")}
+                )
+                welcome = msgpack.unpackb((await ws.receive(timeout=t(20))).data)
+                assert welcome["t"] == "welcome"
+                return ws
+
+        sockets = await asyncio.gather(*(connect(i) for i in range(n)))
+
+        async def buy(i: int, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+            await ws.send_bytes(msgpack.packb({"t": "buy", "id": 1, "sale": sale, "qty": 1, "key": f"k{i}"}))
+            while True:
+                f = msgpack.unpackb((await ws.receive(timeout=t(30))).data)
+                if f["t"] == "reply":
+                    return f
+
+        # every buyer taps at the same moment
+        replies = await asyncio.gather(*(buy(i, ws) for i, ws in enumerate(sockets)))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+
+    ok = [r for r in replies if r["ok"]]
+    refused = [r["error"]["code"] for r in replies if not r["ok"]]
+    assert len(ok) == 100
+    assert set(refused) == {"sold_out"} and len(refused) == n - 100
+    assert len({r["order"] for r in ok}) == 100
+    assert sorted(r["remaining"] for r in ok) == list(range(100))
+    host = token("shop", role="host", rooms=[r_])
+    status, body = await http("GET", f"{hubs[1].base}/api/rooms/{r_}/sales/{sale}", host)
+    assert status == 200 and body["sale"]["stock"] == 0 and body["sale"]["status"] == "sold_out"
+    assert body["sale"]["buyers"] == 100  # nobody above the limit of 1
+    created = orders_in_stream(redis1.url, r_)
+    assert len(created) == 100
+    assert len({f[b"user"] for f in created}) == 100
+
+
+async def test_per_person_limit(hub: HubProcess) -> None:
+    """Limit 3: buying 1, 2, then 1 more fails with limit_reached; stock and quota agree."""
+    r_ = room()
+    sale = await open_sale(hub.base, r_, stock=10, limit=3)
+    c = await Client.connect(hub.base, r_, token("alice"))
+    try:
+        assert (await c.call("buy", sale=sale, qty=1, key="a1"))["remaining"] == 9
+        assert (await c.call("buy", sale=sale, qty=2, key="a2"))["remaining"] == 7
+        r = await c.call("buy", sale=sale, qty=1, key="a3")
+        assert r["error"]["code"] == "limit_reached"
+        r = await c.call("buy", sale=sale, qty=4, key="a4")
+        assert r["error"]["code"] == "bad_field"  # more than the limit in one go
+        r = await c.call("buy", sale=sale, qty=0, key="a5")
+        assert r["error"]["code"] == "bad_field"
+        r = await c.call("buy", sale=sale, qty=1)
+        assert r["error"]["code"] == "bad_field"  # no idempotency key
+        r = await c.call("buy", sale="s-nope", qty=1, key="a6")
+        assert r["error"]["code"] == "no_such_sale"
+        _, body = await http("GET", f"{hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+        assert body["sale"]["stock"] == 7 and body["sale"]["sold"] == 3
+        # the stock change reached the room as an ephemeral `stock` event
+        await c.wait_for(lambda: any(e["remaining"] == 7 for e in c.of_type("stock")), what="stock 7")
+    finally:
+        await c.close()
+
+
+async def test_same_key_five_times_concurrently(hub: HubProcess) -> None:
+    """One key sent 5 times at once from 5 sockets: one order, five identical replies."""
+    r_ = room()
+    sale = await open_sale(hub.base, r_, stock=10, limit=5)
+    socks = [await Client.connect(hub.base, r_, token("bob")) for _ in range(5)]
+    try:
+        replies = await asyncio.gather(*(c.call("buy", sale=sale, qty=1, key="tap-1") for c in socks))
+        bodies = [{k: v for k, v in r.items() if k != "id"} for r in replies]
+        assert all(b == bodies[0] for b in bodies) and bodies[0]["ok"]
+        _, body = await http("GET", f"{hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+        assert body["sale"]["stock"] == 9
+        # a failure is remembered too: the same key keeps its first answer
+        assert (await socks[0].call("buy", sale=sale, qty=9, key="tap-2"))["error"]["code"] == "bad_field"
+        assert (await socks[1].call("buy", sale=sale, qty=1, key="tap-2"))["error"]["code"] == "bad_field"
+    finally:
+        for c in socks:
+            await c.close()
+
+
+async def test_time_window_and_close(hub: HubProcess) -> None:
+    """Before starts_at: not_started; after the host closes it: closed; anonymous: forbidden."""
+    r_ = room()
+    now = int(time.time() * 1000)
+    later = await open_sale(hub.base, r_, starts_at=now + 3_600_000, ends_at=now + 7_200_000)
+    ending = await open_sale(hub.base, r_, ends_at=now + 1500)
+    c = await Client.connect(hub.base, r_, token("carol"))
+    anon = await Client.connect(hub.base, r_, None)
+    try:
+        assert (await c.call("buy", sale=later, qty=1, key="x1"))["error"]["code"] == "not_started"
+        assert (await anon.call("buy", sale=ending, qty=1, key="x2"))["error"]["code"] == "forbidden"
+        await asyncio.sleep(1.6)
+        assert (await c.call("buy", sale=ending, qty=1, key="x3"))["error"]["code"] == "ended"
+        host = token("shop", role="host", rooms=[r_])
+        status, _ = await http("POST", f"{hub.base}/api/rooms/{r_}/sales/{later}/close", host)
+        assert status == 200
+        await c.wait_for(lambda: any(e["sale"]["status"] == "closed" for e in c.of_type("sale")), what="close")
+        assert (await c.call("buy", sale=later, qty=1, key="x4"))["error"]["code"] == "closed"
+        viewer = token("carol")
+        status, body = await http("POST", f"{hub.base}/api/rooms/{r_}/sales", viewer, {"sku": "a", "title": "b", "price": 1, "stock": 1, "limit": 1})
+        assert status == 403 and body["error"]["code"] == "forbidden"
+        assert (await c.call("sale_create", sku="a", title="b", price=1, stock=1, limit=1))["error"]["code"] == "forbidden"
+    finally:
+        await c.close()
+        await anon.close()
+
+
+async def test_cancel_and_expiry_race(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """500 pending orders, cancels racing the expiry reaper: every unit comes back once."""
+    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_PAY_WINDOW_S="1.5", **FAST)
+    r_ = room()
+    sale = await open_sale(h.base, r_, stock=500, limit=500, price=100)
+    c = await Client.connect(h.base, r_, token("whale"))
+    try:
+        orders = []
+        for i in range(500):
+            await c.send({"t": "buy", "id": i + 1, "sale": sale, "qty": 1, "key": f"w{i}"})
+        await c.wait_for(lambda: len(c.replies) == 500, timeout=30, what="500 replies")
+        orders = [r["order"] for r in c.replies.values()]
+        assert len(set(orders)) == 500
+        host = token("shop", role="host", rooms=[r_])
+        await asyncio.sleep(1.4)  # right at the pay deadline: cancels and expiries collide
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host}"}) as s:
+
+            async def cancel(o: str) -> int:
+                async with s.post(f"{h.base}/api/orders/{o}/cancel") as resp:
+                    return resp.status
+
+            statuses = await asyncio.gather(*(cancel(o) for o in orders))
+        assert set(statuses) <= {200, 409}
+
+        async def settled() -> dict[str, Any]:
+            return (await http("GET", f"{h.base}/api/rooms/{r_}/sales/{sale}", host))[1]["sale"]
+
+        deadline = time.monotonic() + t(10)
+        while (await settled())["stock"] != 500 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        s_ = await settled()
+        assert s_["stock"] == 500 and s_["buyers"] == 0
+        released = orders_in_stream(redis1.url, r_, "cancelled") + orders_in_stream(redis1.url, r_, "expired")
+        assert len(released) == 500
+        assert len({f[b"order"] for f in released}) == 500
+        assert statuses.count(200) == len(orders_in_stream(redis1.url, r_, "cancelled"))
+        _, stats = await http("GET", f"{h.base}/api/rooms/{r_}", host)
+        assert stats["orders"]["pending"] == 0 and stats["gmv"]["pending"] == 0
+    finally:
+        await c.close()
+
+
+async def test_confirm_and_stats(hub: HubProcess) -> None:
+    """Confirmed orders count in the session figures and cannot be cancelled."""
+    r_ = room()
+    sale = await open_sale(hub.base, r_, stock=5, limit=2, price=2500)
+    c = await Client.connect(hub.base, r_, token("dan"))
+    host = token("shop", role="host", rooms=[r_])
+    try:
+        o1 = (await c.call("buy", sale=sale, qty=2, key="d1"))["order"]
+        status, _ = await http("POST", f"{hub.base}/api/orders/{o1}/confirm", host)
+        assert status == 200
+        status, body = await http("POST", f"{hub.base}/api/orders/{o1}/cancel", host)
+        assert status == 409 and body["error"]["code"] == "closed"
+        status, body = await http("POST", f"{hub.base}/api/orders/{o1}/confirm", token("other-host", role="host", rooms=["x"]))
+        assert status == 403
+        status, body = await http("POST", f"{hub.base}/api/orders/o9-nope/confirm", host)
+        assert status == 404 and body["error"]["code"] == "no_such_order"
+        _, stats = await http("GET", f"{hub.base}/api/rooms/{r_}", host)
+        assert stats["orders"] == {"confirmed": 1, "pending": 0}
+        assert stats["gmv"] == {"confirmed": 5000, "pending": 0}
+        _, order = await http("GET", f"{hub.base}/api/orders/{o1}", host)
+        assert order["order"]["status"] == "confirmed" and order["order"]["user"] == "dan"
+    finally:
+        await c.close()
+
+
+async def test_shard_down_answers_unavailable(
+    start_hub: Callable[..., HubProcess], shards2: list[RedisProcess]
+) -> None:
+    """The sale's shard stops answering: buys get `unavailable` promptly; once it is back,
+    retries with the same keys never sell anything twice."""
+    urls = ",".join(s.url for s in shards2)
+    h = start_hub(LIVEROOM_REDIS=urls, **FAST)
+    r_ = room()
+    shard = shards2[shard_of(r_, 2)]
+    sale = await open_sale(h.base, r_, stock=50, limit=1)
+    buyers = [await Client.connect(h.base, r_, token(f"p{i}")) for i in range(20)]
+    assert shard.proc is not None
+    os.kill(shard.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        replies = await asyncio.gather(*(c.call("buy", sale=sale, qty=1, key=f"k{i}") for i, c in enumerate(buyers)))
+        elapsed = time.monotonic() - started
+        assert {r["error"]["code"] for r in replies} == {"unavailable"}
+        assert elapsed < t(2.0), f"buys hung for {elapsed:.1f}s"
+    finally:
+        os.kill(shard.proc.pid, signal.SIGCONT)
+    await asyncio.sleep(0.5)
+    # the same taps again, after the shard is back: each key gets exactly one order
+    replies = []
+    for i, c in enumerate(buyers):
+        replies.append(await c.call("buy", sale=sale, qty=1, key=f"k{i}"))
+        replies.append(await c.call("buy", sale=sale, qty=1, key=f"k{i}"))
+    assert all(r["ok"] for r in replies)
+    orders = [r["order"] for r in replies]
+    assert len(set(orders)) == 20
+    _, body = await http("GET", f"{h.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+    assert body["sale"]["stock"] == 30 and body["sale"]["buyers"] == 20
+    for c in buyers:
+        await c.close()
