@@ -36,7 +36,7 @@ step = st.one_of(
 @pytest.fixture(scope="module")
 def env(redis1: RedisProcess) -> Iterator[tuple[asyncio.AbstractEventLoop, Sales, RedisBroker]]:
     loop = asyncio.new_event_loop()
-    cfg = replace(Config(), redis=RedisConfig(urls=(redis1.url,)), sales=SalesConfig(pay_window_s=0.001))
+    cfg = replace(Config(), redis=RedisConfig(urls=(redis1.url,)), sales=SalesConfig(pay_window_s=1e-6))  # due at once
     broker = RedisBroker(cfg.redis, "prop-hub", 100, lambda r, m: None)
     loop.run_until_complete(broker.start())
     yield loop, Sales(cfg, broker), broker
@@ -58,12 +58,12 @@ def test_stock_is_conserved(env: tuple[asyncio.AbstractEventLoop, Sales, RedisBr
         held: dict[str, int] = {}
         orders: list[tuple[str, str, int]] = []  # (id, user, qty)
         status: dict[str, str] = {}
-        for s in steps:
+        for i, s in enumerate(steps):
             if s[0] == "buy":
                 _, user, qty, key = s
                 me = Session(Identity(user, user, "viewer", None), room, "viewer")
                 try:
-                    r = await sales.buy(me, F.Buy(sale, qty, f"{user}-{key}-{len(orders)}"))
+                    r = await sales.buy(me, F.Buy(sale, qty, f"{user}-{key}-{i}"))
                 except ReplyError as e:
                     want = (
                         "bad_field" if qty > LIMIT

@@ -1,0 +1,249 @@
+"""Flash-sale benchmark: thousands of buyers hitting one sale through the WebSocket path.
+
+Starts its own Redis and hub(s), opens one sale, connects --buyers sockets spread over
+--procs load processes, and has every buyer tap `buy` (a fresh key each time, waiting for
+each reply) for --duration seconds. Prints successful and rejected buys per second and
+latency p50/p99 (send -> reply), the hub's CPU, and, against the same Redis in the same run,
+the raw rate of EVALSHA of the same sale_buy.lua measured by redis-benchmark, so the result
+reads as a ratio to what Redis itself can do.
+
+    .venv/bin/python bench/flash_sale.py --buyers 2000 --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from liveroom.auth import make_token  # noqa: E402
+from liveroom.broker import keys as K  # noqa: E402
+from liveroom.broker.scripts import source  # noqa: E402
+from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+
+
+def start_hub(redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        LIVEROOM_HOST="127.0.0.1",
+        LIVEROOM_PORT=str(port),
+        LIVEROOM_REDIS=redis_url,
+        LIVEROOM_SECRETS=SECRET,
+        LIVEROOM_FRAME_RATE="0",
+        LIVEROOM_COMMENT_RATE="0",
+        LIVEROOM_LOG="WARNING",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "1"], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("hub did not start")
+
+
+def buyer_proc(
+    idx: int, ports: list[int], room: str, sale: str, users: list[str], start_at: float, duration: float, out: Any
+) -> None:
+    import aiohttp
+    import msgpack
+    import uvloop
+
+    async def main() -> dict[str, Any]:
+        lat: list[float] = []
+        codes: dict[str, int] = {}
+        conn = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=conn) as s:
+            sem = asyncio.Semaphore(100)
+
+            async def connect(i: int, u: str) -> aiohttp.ClientWebSocketResponse:
+                async with sem:
+                    port = ports[i % len(ports)]
+                    ws = await s.ws_connect(
+                        f"http://127.0.0.1:{port}/ws", params={"room": room, "token": make_token(SECRET, u)}
+                    )
+                    await ws.receive()
+                    return ws
+
+            socks = await asyncio.gather(*(connect(i, u) for i, u in enumerate(users)))
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            stop = time.time() + duration
+
+            async def tap(n: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+                k = 0
+                while time.time() < stop:
+                    k += 1
+                    t0 = time.perf_counter()
+                    await ws.send_bytes(msgpack.packb({"t": "buy", "id": k, "sale": sale, "qty": 1, "key": f"{idx}-{n}-{k}"}))
+                    while True:
+                        msg = await ws.receive()
+                        if msg.type != aiohttp.WSMsgType.BINARY:
+                            return
+                        f = msgpack.unpackb(msg.data)
+                        if f["t"] == "reply" and f["id"] == k:
+                            break
+                    lat.append(time.perf_counter() - t0)
+                    code = "ok" if f["ok"] else f["error"]["code"]
+                    codes[code] = codes.get(code, 0) + 1
+
+            await asyncio.gather(*(tap(n, ws) for n, ws in enumerate(socks)))
+            await asyncio.gather(*(ws.close() for ws in socks))
+        return {"lat": lat, "codes": codes}
+
+    out.put(uvloop.run(main()))
+
+
+def redis_benchmark(port: int, sha: str, room: str, sale: str, seconds: float) -> float:
+    """EVALSHA of sale_buy.lua straight at Redis: random users, so each call takes stock or
+    answers limit_reached like the hub's buyers do."""
+    k = K.room_keys(room)
+    keys = [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, K.SHARD_ORDERS_STREAM, k.meta, k.hist]
+    args = ["PUBLISH", k.channel, sale, "u__rand_int__", "1", "f__rand_int__", f"o-{sale}-", "900000",
+            "e", "1000", room, "k__rand_int__"]  # fmt: skip
+    n = 20000
+    best = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(n), "-r", "100000000", "-q",
+             "EVALSHA", sha, str(len(keys)), *keys, *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        m = re.search(r"([\d.]+) requests per second", out.stdout)
+        if m:
+            best = max(best, float(m.group(1)))
+        n = min(n * 2, 200000)
+    return best
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--buyers", type=int, default=2000)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--hubs", type=int, default=1)
+    ap.add_argument("--stock", type=int, default=1000)
+    ap.add_argument("--duration", type=float, default=15)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+
+    import psutil
+    import redis as redis_sync
+
+    rp = RedisProcess(find_server()).start()
+    hubs = [start_hub(rp.url) for _ in range(a.hubs)]
+    try:
+        room = "flash"
+        host = make_token(SECRET, "shop", role="host", rooms=[room])
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{hubs[0][1]}/api/rooms/{room}/sales",
+            data=json.dumps({"sku": "A1", "title": "jacket", "price": 9900, "stock": a.stock, "limit": 1}).encode(),
+            headers={"Authorization": f"Bearer {host}", "Content-Type": "application/json"},
+        )
+        sale = json.load(urllib.request.urlopen(req))["sale"]
+        ports = [p for _, p in hubs]
+        users = [f"buyer{i}" for i in range(a.buyers)]
+        q: mp.Queue[Any] = mp.Queue()
+        start_at = time.time() + 3 + a.buyers / 800
+        procs = [
+            mp.Process(target=buyer_proc, args=(i, ports, room, sale, users[i :: a.procs], start_at, a.duration, q))
+            for i in range(a.procs)
+        ]
+        for p in procs:
+            p.start()
+        hub_ps = [psutil.Process(h.pid) for h, _ in hubs]
+        load_ps = [psutil.Process(p.pid) for p in procs]
+        redis_ps = psutil.Process(rp.proc.pid)  # type: ignore[union-attr]
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu0 = [x.cpu_times() for x in hub_ps + load_ps + [redis_ps]]
+        t0 = time.time()
+        results = [q.get(timeout=a.duration + 120) for _ in procs]
+        wall = time.time() - t0
+        cpu1 = [x.cpu_times() for x in hub_ps + load_ps + [redis_ps]]
+        for p in procs:
+            p.join()
+        used = [(b.user + b.system) - (s.user + s.system) for s, b in zip(cpu0, cpu1)]
+        hub_cpu = sum(used[: len(hubs)])
+        load_cpu = sum(used[len(hubs) : len(hubs) + len(procs)])
+        redis_cpu = used[-1]
+
+        lat = [x for r in results for x in r["lat"]]
+        codes: dict[str, int] = {}
+        for r in results:
+            for c, n in r["codes"].items():
+                codes[c] = codes.get(c, 0) + n
+        ok = codes.get("ok", 0)
+        rejected = sum(n for c, n in codes.items() if c != "ok")
+
+        r = redis_sync.Redis.from_url(rp.url)
+        sha = r.script_load(source("sale_buy"))
+        sold = a.stock - int(r.hget(K.room_keys(room).sales, f"{sale}:stock"))
+        r.close()
+        raw = redis_benchmark(rp.port, sha, "rb-room", "rbsale", 6) if shutil.which("redis-benchmark") else float("nan")
+
+        total = ok + rejected
+        res = {
+            "buyers": a.buyers,
+            "hubs": a.hubs,
+            "stock": a.stock,
+            "wall_s": round(wall, 2),
+            "ok": ok,
+            "rejected": rejected,
+            "codes": codes,
+            "sold_in_redis": sold,
+            "ok_per_s": round(ok / wall, 1),
+            "rejected_per_s": round(rejected / wall, 1),
+            "buys_per_s": round(total / wall, 1),
+            "p50_ms": round(pct(lat, 50) * 1000, 2),
+            "p99_ms": round(pct(lat, 99) * 1000, 2),
+            "hub_cpu_s": round(hub_cpu, 2),
+            "load_cpu_s": round(load_cpu, 2),
+            "redis_cpu_s": round(redis_cpu, 2),
+            "buys_per_hub_cpu_s": round(total / hub_cpu, 1) if hub_cpu else None,
+            "redis_evalsha_per_s": round(raw, 1),
+            "ratio_to_redis": round((total / wall) / raw, 3) if raw == raw and raw else None,
+        }
+        assert ok == sold <= a.stock, "oversold or lost orders!"
+        if a.json:
+            print(json.dumps(res))
+        else:
+            for k_, v in res.items():
+                print(f"{k_:>22}: {v}")
+    finally:
+        for h, _ in hubs:
+            h.terminate()
+        for h, _ in hubs:
+            try:
+                h.wait(10)
+            except subprocess.TimeoutExpired:
+                h.kill()
+        rp.stop()
+
+
+if __name__ == "__main__":
+    main()
