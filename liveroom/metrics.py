@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -35,3 +37,18 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self._frames_in: dict[str, Any] = {}
+        self._op_seconds: dict[str, Any] = {}
+
+    # labelled children cached per op: .labels() takes a lock and hashes on every call
+    def frame_in(self, op: str) -> None:
+        child = self._frames_in.get(op)
+        if child is None:
+            child = self._frames_in[op] = self.frames_in.labels(op)
+        child.inc()
+
+    def op_time(self, op: str, seconds: float) -> None:
+        child = self._op_seconds.get(op)
+        if child is None:
+            child = self._op_seconds[op] = self.op_seconds.labels(op)
+        child.observe(seconds)

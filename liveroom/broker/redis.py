@@ -146,10 +146,10 @@ class RedisBroker:
                 socket_connect_timeout=self._timeout,
             )
             await self._cluster.initialize()
-            self.scripts = Scripts(self._cluster)
+            self.scripts = Scripts()
         else:
             self._clients = [self._client(u, pubsub=False) for u in self._cfg.urls]
-            self.scripts = Scripts(self._clients[0])
+            self.scripts = Scripts()
 
     async def close(self) -> None:
         for listener in self._listeners.values():
@@ -174,7 +174,9 @@ class RedisBroker:
     async def _bounded(self, aw: Awaitable[T]) -> T:
         """Answer within the configured timeout, mapping "unreachable" to Unavailable."""
         try:
-            return await asyncio.wait_for(aw, self._timeout)
+            # asyncio.timeout, not wait_for: wait_for wraps every call in a new task
+            async with asyncio.timeout(self._timeout):
+                return await aw
         except _UNREACHABLE as exc:
             raise Unavailable(f"Redis did not answer ({type(exc).__name__})") from None
         except ResponseError as exc:
@@ -193,7 +195,7 @@ class RedisBroker:
         return self._clients[shard_of(room, len(self._clients))]
 
     async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._bounded(self.scripts[name](keys=keys, args=args, client=self._cmd(room)))
+        return await self._bounded(self.scripts[name](self._cmd(room), keys, args))
 
     # -- pub/sub ---------------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ class WsEndpoint:
                     op = F.parse(m)
                     if not frames.take():
                         raise ReplyError(RATE_LIMITED, "too many frames")
-                    self.metrics.frames_in.labels(m["t"]).inc()
+                    self.metrics.frame_in(m["t"])
                     if isinstance(op, F.Ping):
                         pong: dict[str, Any] = {"t": "pong"}
                         if fid is not None:
@@ -191,7 +191,7 @@ class WsEndpoint:
                         continue
                     started = time.perf_counter()
                     result = await self.ops.handle(session, op)
-                    self.metrics.op_seconds.labels(m["t"]).observe(time.perf_counter() - started)
+                    self.metrics.op_time(m["t"], time.perf_counter() - started)
                     if fid is not None:
                         reply: dict[str, Any] = {"t": "reply", "id": fid, "ok": True}
                         if result:
