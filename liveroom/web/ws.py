@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -132,6 +133,10 @@ class WsEndpoint:
         transport = request.transport
         if transport is None:
             return ws
+        if self.cfg.limits.socket_sndbuf_bytes:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.limits.socket_sndbuf_bytes)
         conn = Connection(ws, transport, codec, session.identity.id, self.cfg.limits.outbox_bytes, self.metrics, ip)
         self.connections.add(conn)
         self._per_ip[ip] += 1
