@@ -75,8 +75,11 @@ class ShardListener:
                 self.reconnects += 1
                 log.warning("pub/sub %s lost (%s); reconnecting", self.name, exc)
                 await asyncio.sleep(0.5)
+                conn = self._pubsub.connection
+                if conn is None:
+                    continue
                 try:
-                    await self._pubsub.connection.connect()  # type: ignore[union-attr]
+                    await conn.connect()
                 except (RedisError, OSError):
                     continue
                 if self.on_reconnect is not None:

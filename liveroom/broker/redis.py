@@ -26,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from liveroom.broker import keys as K
 from liveroom.broker.listener import ShardListener
@@ -207,6 +207,8 @@ class RedisBroker:
     def _listener_for(self, room: str) -> ShardListener:
         if self._cluster is not None:
             node = self._cluster.get_node_from_key(K.room_keys(room).meta)
+            if node is None:
+                raise Unavailable("no cluster node owns this room's slot")
             name = f"{node.host}:{node.port}"
             url = f"redis://{node.host}:{node.port}/0"
         else:

@@ -119,8 +119,8 @@ class WsEndpoint:
         limit = self.cfg.limits.max_conn_per_ip
         if limit and self._per_ip[ip] >= limit:
             self.metrics.refused.labels(OVERLOADED).inc()
-            exc = Refused(OVERLOADED, "too many connections from this address")
-            return web.json_response(exc.as_body(), status=exc.status)
+            full = Refused(OVERLOADED, "too many connections from this address")
+            return web.json_response(full.as_body(), status=full.status)
 
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         ws = web.WebSocketResponse(
