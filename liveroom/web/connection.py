@@ -80,8 +80,10 @@ class Connection:
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
         self.metrics.byes.labels(reason).inc()
-        self.send_obj({"t": "bye", "reason": reason, "reconnect": reconnect})
-        self.closed = True
+        self.closed = True  # first: nothing else is queued behind the bye
+        if not self.transport.is_closing():
+            # written past the outbox limit on purpose: the last frame this socket gets
+            self.transport.write(frame({"t": "bye", "reason": reason, "reconnect": reconnect}, self.codec))
         try:
             await asyncio.wait_for(self.ws.close(code=close_code, message=reason.encode()), 2.0)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
