@@ -68,6 +68,7 @@ class LimitsConfig:
     max_conn_per_ip: int = 0  # 0 = no limit
     max_connections: int = 19000  # per hub process; above it new sockets get 503 overloaded
     outbox_bytes: int = 256 * 1024  # waiting bytes before a connection counts as slow
+    deflate: bool = True  # permessage-deflate for clients that offer it (compressed once per tick)
     socket_sndbuf_bytes: int = 65536  # kernel send buffer per viewer socket; 0 = kernel default
 
 

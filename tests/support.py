@@ -128,6 +128,7 @@ class Client:
         codec: str = "msgpack",
         since: int | None = None,
         epoch: str | None = None,
+        compress: int = 15,
     ) -> "Client":
         session = aiohttp.ClientSession()
         params = {"room": room, "codec": codec}
@@ -138,7 +139,9 @@ class Client:
         if epoch is not None:
             params["epoch"] = epoch
         try:
-            ws = await session.ws_connect(base + "/ws", params=params, timeout=aiohttp.ClientWSTimeout(ws_close=t(5)))
+            ws = await session.ws_connect(
+                base + "/ws", params=params, timeout=aiohttp.ClientWSTimeout(ws_close=t(5)), compress=compress
+            )
         except BaseException:
             await session.close()
             raise

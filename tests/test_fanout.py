@@ -96,3 +96,21 @@ async def test_json_and_msgpack_viewers_see_the_same(hub: HubProcess) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_deflate_and_plain_viewers_see_the_same(hub: HubProcess) -> None:
+    """A viewer that negotiated permessage-deflate and one that did not get the same events
+    (the room batch is compressed once and shared by every deflate socket)."""
+    room = "z" + uuid.uuid4().hex[:8]
+    zipped = await Client.connect(hub.base, room, token("a"))
+    plain = await Client.connect(hub.base, room, token("b"), compress=0)
+    try:
+        assert zipped.ws.compress == 15 and plain.ws.compress == 0
+        for i in range(5):
+            assert (await plain.call("comment", text=f"long comment {i} " + "ha" * 80))["ok"]
+        for c in (zipped, plain):
+            await c.wait_for(lambda c=c: len(c.of_type("comment")) == 5, what="five comments")
+        assert zipped.of_type("comment") == plain.of_type("comment")
+    finally:
+        await zipped.close()
+        await plain.close()

@@ -105,3 +105,21 @@ def test_repo_config_loads() -> None:
 
     c = config.load(Path(__file__).parent.parent / "config.toml", env={})
     assert c.room.viewer_comment_cap == 20 and c.room.tick_ms == 100
+
+
+def test_deflate_frame_is_a_valid_compressed_message() -> None:
+    """RSV1 set, and the payload inflates back (with the RFC 7692 tail restored), even for
+    an inflater that keeps its context across messages."""
+    import zlib
+
+    from liveroom.protocol.codec import deflate_frame
+
+    inflater = zlib.decompressobj(-15)
+    for i in range(3):
+        payload = msgpack.packb({"t": "batch", "events": [{"text": "ha" * 200, "i": i}]})
+        f = deflate_frame(payload, 2, 15)
+        assert f[0] == 0xC2  # FIN, RSV1, binary
+        n = f[1] & 0x7F
+        body = f[2:] if n < 126 else f[4:]
+        assert len(body) < len(payload)
+        assert inflater.decompress(body + b"\x00\x00\xff\xff") == payload

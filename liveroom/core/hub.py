@@ -23,7 +23,7 @@ from liveroom.core.rules import CommentSampler
 from liveroom.core.sales import live_sales
 from liveroom.errors import ReplyError, Unavailable
 from liveroom.metrics import Metrics
-from liveroom.protocol.codec import Codec, encode, frame, ws_frame
+from liveroom.protocol.codec import Codec, deflate_frame, encode, frame, ws_frame
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,15 @@ RING = 512  # recent durable events kept in memory per room, to sync late joiner
 EMPTY_GRACE_S = 5.0  # keep a room subscribed this long after its last viewer leaves
 
 
+Wire = tuple[Codec, int]
+
+
 class Viewer(Protocol):
     """What the hub needs of a connection (implemented by web/ws.py)."""
 
     user_id: str
     codec: Codec
+    wire: Wire  # (codec, deflate window bits or 0): viewers sharing a wire share bytes
 
     def send(self, data: bytes, essential: bool) -> None:
         """Queue one complete WebSocket frame; never blocks. `essential` frames carry
@@ -46,7 +50,7 @@ class Viewer(Protocol):
 class LocalRoom:
     id: str
     sampler: CommentSampler
-    viewers: dict[Codec, dict[Viewer, None]] = field(default_factory=lambda: {c: {} for c in Codec})
+    viewers: dict[Wire, dict[Viewer, None]] = field(default_factory=dict)
     users: Counter[str] = field(default_factory=Counter)
     pending: list[dict[str, Any]] = field(default_factory=list)
     ring: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RING))
@@ -202,16 +206,17 @@ class Hub:
         viewer.send(frame(welcome, viewer.codec), True)
         if backlog:
             viewer.send(frame({"t": "batch", "room": room_id, "events": backlog}, viewer.codec), True)
-        room.viewers[viewer.codec][viewer] = None
+        room.viewers.setdefault(viewer.wire, {})[viewer] = None
         room.online_dirty = True
         self._dirty.add(room)
         self.metrics.viewers.inc()
 
     def leave(self, viewer: Viewer, room_id: str) -> None:
         room = self.rooms.get(room_id)
-        if room is None or viewer not in room.viewers[viewer.codec]:
+        group = room.viewers.get(viewer.wire) if room is not None else None
+        if room is None or group is None or viewer not in group:
             return
-        del room.viewers[viewer.codec][viewer]
+        del group[viewer]
         self.metrics.viewers.dec()
         self._forget_user(room, viewer.user_id)
 
@@ -361,11 +366,15 @@ class Hub:
         if dropped:
             batch["dropped"] = dropped
         sent = 0
-        for codec, viewers in room.viewers.items():
+        payloads: dict[Codec, bytes] = {}
+        for (codec, wbits), viewers in room.viewers.items():
             if not viewers:
                 continue
-            data = ws_frame(encode(batch, codec), codec.opcode)
-            self.metrics.encodes.inc()
+            payload = payloads.get(codec)
+            if payload is None:
+                payload = payloads[codec] = encode(batch, codec)
+                self.metrics.encodes.inc()
+            data = deflate_frame(payload, codec.opcode, wbits) if wbits else ws_frame(payload, codec.opcode)
             if own:
                 for v in viewers:
                     mine = own.get(v.user_id)

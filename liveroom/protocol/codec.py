@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from enum import Enum
 from typing import Any
 
@@ -83,6 +84,21 @@ def ws_frame(payload: bytes, opcode: int) -> bytes:
     else:
         header = struct.pack("!BBQ", first, 127, n)
     return header + payload
+
+
+def deflate_frame(payload: bytes, opcode: int, wbits: int) -> bytes:
+    """A permessage-deflate frame (RFC 7692) compressed from scratch.
+
+    A fresh compressor per message never refers to earlier messages, so the one result is
+    valid for every socket that negotiated deflate with a window of at least `wbits`,
+    whatever context the client keeps: compress once per room and tick, not per socket.
+    """
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    body = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+    if body.endswith(b"\x00\x00\xff\xff"):
+        body = body[:-4]
+    framed = ws_frame(body, opcode)
+    return bytes([framed[0] | 0x40]) + framed[1:]  # RSV1: this message is compressed
 
 
 def frame(obj: Any, codec: Codec) -> bytes:

@@ -27,7 +27,7 @@ SLOW_FACTOR = 4
 
 
 class Connection:
-    __slots__ = ("ws", "transport", "codec", "user_id", "outbox_bytes", "closed", "metrics", "ip", "__weakref__")
+    __slots__ = ("ws", "transport", "codec", "wire", "user_id", "outbox_bytes", "closed", "metrics", "ip", "__weakref__")
 
     def __init__(
         self,
@@ -38,10 +38,12 @@ class Connection:
         outbox_bytes: int,
         metrics: Metrics,
         ip: str,
+        deflate_wbits: int = 0,
     ) -> None:
         self.ws = ws
         self.transport = transport
         self.codec = codec
+        self.wire = (codec, deflate_wbits)
         self.user_id = user_id
         self.outbox_bytes = outbox_bytes
         self.closed = False

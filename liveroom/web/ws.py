@@ -124,7 +124,9 @@ class WsEndpoint:
 
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         ws = web.WebSocketResponse(
-            compress=False,  # per-socket deflate would undo encode-once
+            # deflate is negotiated when offered, but aiohttp never compresses for us: room
+            # batches are compressed once per tick (codec.deflate_frame) and shared
+            compress=self.cfg.limits.deflate,
             max_msg_size=self.cfg.limits.max_frame_bytes * HARD_FRAME_FACTOR,
             heartbeat=30.0,
             protocols=offered[:1],  # some clients fail the handshake unless one is picked
@@ -137,7 +139,10 @@ class WsEndpoint:
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.limits.socket_sndbuf_bytes)
-        conn = Connection(ws, transport, codec, session.identity.id, self.cfg.limits.outbox_bytes, self.metrics, ip)
+        wbits = int(ws.compress) if ws.compress else 0
+        conn = Connection(
+            ws, transport, codec, session.identity.id, self.cfg.limits.outbox_bytes, self.metrics, ip, wbits
+        )
         self.connections.add(conn)
         self._per_ip[ip] += 1
         self.metrics.connections.inc()
