@@ -243,3 +243,23 @@ async def test_secret_rotation(start_hub: Callable[..., HubProcess], redis1: Red
     c = await Client.connect(h.base, room(), tok)
     assert c.welcome["user"]["id"] == "olduser"
     await c.close()
+
+
+async def test_connections_per_ip_are_capped(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """Over LIVEROOM_MAX_CONN_PER_IP a new socket is refused 503 overloaded; a freed slot
+    is usable again."""
+    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_MAX_CONN_PER_IP="2")
+    r_ = room()
+    a = await Client.connect(h.base, r_, token("a"))
+    b = await Client.connect(h.base, r_, token("b"))
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(h.base + "/ws", params={"room": r_, "token": token("c")}) as r:
+                assert r.status == 503
+                assert (await r.json())["error"]["code"] == "overloaded"
+        await a.close()
+        await asyncio.sleep(0.2)
+        c = await Client.connect(h.base, r_, token("c"))
+        await c.close()
+    finally:
+        await b.close()
