@@ -79,6 +79,10 @@ def build(redis_url: str, secrets: list[str]) -> tuple[web.Application, socketio
 
     @sio.event
     async def comment(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        # an overloaded server reads pongs late and engine.io may have declared this client
+        # gone (ping timeout) while its comments still waited: they are dropped, as in an app
+        if sid not in users:
+            return {"ok": False, "error": "gone"}
         user, room = users[sid]
         text = str(data.get("text", ""))[:200]
         if not text.strip():
@@ -89,6 +93,8 @@ def build(redis_url: str, secrets: list[str]) -> tuple[web.Application, socketio
 
     @sio.event
     async def like(sid: str, data: dict[str, Any]) -> None:
+        if sid not in users:
+            return
         _, room = users[sid]
         n = int(data.get("n", 1))
         if 1 <= n <= 50:
