@@ -187,6 +187,14 @@ def start_server(kind: str, redis_url: str, a: argparse.Namespace, cleanup: Clea
     return proc.pid, port
 
 
+def _wait_disconnected(ports: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(hub_metrics(p).get("liveroom_connections", 0.0) == 0 for p in ports):
+            return
+        time.sleep(0.2)
+
+
 def hub_metrics(port: int) -> dict[str, float]:
     """The liveroom_* counters of one hub's /metrics, summed over labels."""
     out: dict[str, float] = {}
@@ -613,6 +621,10 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         cleanup.add("redis", rp.stop)
         servers = [start_server(kind, rp.url, a, cleanup) for _ in range(a.hubs)]
         ports = [port for _, port in servers]
+        if kind == "liveroom":
+            # runs after the load processes have exited, before the hubs are stopped: a hub
+            # stopped while thousands of sockets are still leaving logs Redis timeouts
+            cleanup.add("hubs idle", lambda: _wait_disconnected(ports, 20.0))
         hub_ps = [psutil.Process(pid) for pid, _ in servers]
 
         def up(p: Any) -> Callable[[], bool]:
