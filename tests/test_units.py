@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 
 import msgpack
@@ -64,20 +65,43 @@ def test_clean_text() -> None:
     assert e.value.code == "empty"
 
 
+def _feed(s: CommentSampler, per_tick: list[int], tick_s: float = 0.1) -> int:
+    """Comments a viewer is sent when the hub calls pick() on ticks with comments."""
+    sent, now = 0, s.stamp
+    for n in per_tick:
+        now += tick_s
+        if n:
+            pick = s.pick(n, now)
+            sent += n if pick is None else len(pick)
+    return sent
+
+
 def test_sampler_holds_the_cap_over_time() -> None:
     """At 20/s and 100 ms ticks, a flood of 50 per tick yields about 2 per tick."""
-    s = CommentSampler(20, 100)
-    sent = 0
-    for _ in range(100):
-        pick = s.pick(50)
-        sent += 50 if pick is None else len(pick)
-    assert 195 <= sent <= 205
+    sent = _feed(CommentSampler(20, 100), [50] * 100)  # 10 s
+    assert 200 <= sent <= 210  # 20/s plus the initial half-second allowance
 
 
 def test_sampler_passes_everything_under_the_cap() -> None:
     s = CommentSampler(20, 100)
-    assert all(s.pick(1) is None for _ in range(100))
+    assert _feed(s, [1] * 100) == 100
     assert CommentSampler(0, 100).pick(1000) is None
+
+
+def test_sampler_gives_the_full_cap_when_comments_come_unevenly() -> None:
+    """Comments at exactly the cap but bunched (4,0,4,0 or 6,0,0 per tick, or random)
+    are all shown: ticks without comments earn allowance too."""
+    assert _feed(CommentSampler(20, 100), [4, 0] * 100) == 400
+    assert _feed(CommentSampler(20, 100), [6, 0, 0] * 100) == 600
+    rng = random.Random(7)
+    # random arrivals over 60 s at 90 % of the cap: practically all shown
+    ticks = [sum(rng.random() < 0.18 for _ in range(10)) for _ in range(600)]
+    assert _feed(CommentSampler(20, 100), ticks) >= 0.98 * sum(ticks)
+    # at the cap on average: the cap's worth, give or take the bursts above it
+    ticks = [sum(rng.random() < 0.2 for _ in range(10)) for _ in range(600)]
+    assert _feed(CommentSampler(20, 100), ticks) >= 0.95 * min(sum(ticks), 60 * 20)
+    # and at twice the cap, bunched, a viewer still gets the cap, not less
+    assert 1190 <= _feed(CommentSampler(20, 100), [12, 0] * 300) <= 1210
 
 
 def test_token_bucket() -> None:

@@ -60,27 +60,36 @@ class TokenBucket:
 class CommentSampler:
     """How many of a tick's comments every viewer is sent, at most `cap` per second.
 
-    The same sample goes to every viewer of the room (so one encode serves them all);
-    unused allowance carries over for one tick, so a quiet tick followed by a burst
-    still shows the burst. Evenly spaced picks keep the sample spread over the tick.
+    The same sample goes to every viewer of the room (so one encode serves them all).
+    Allowance accrues with time, not per call, so ticks without comments still earn it;
+    up to half a second of it is kept, so comments arriving unevenly across ticks (the
+    usual case) are all shown until the room really floods past the cap. Evenly spaced
+    picks keep the sample spread over the tick.
     """
 
-    __slots__ = ("per_tick", "credit")
+    __slots__ = ("rate", "burst", "credit", "stamp")
+
+    BURST_S = 0.5
 
     def __init__(self, cap_per_s: int, tick_ms: int) -> None:
-        self.per_tick = cap_per_s * tick_ms / 1000.0
-        self.credit = self.per_tick
+        self.rate = float(cap_per_s)
+        # never less than two ticks' worth, so a cap below one per tick still shows some
+        self.burst = max(self.rate * self.BURST_S, 2.0 * self.rate * tick_ms / 1000.0, 1.0)
+        self.credit = self.burst
+        self.stamp = time.monotonic()
 
-    def pick(self, n: int) -> list[int] | None:
+    def pick(self, n: int, now: float | None = None) -> list[int] | None:
         """Indices of the comments to send, or None for all of them."""
-        if self.per_tick <= 0:
+        if self.rate <= 0:
             return None
-        budget = self.credit
+        now = time.monotonic() if now is None else now
+        budget = min(self.burst, self.credit + (now - self.stamp) * self.rate)
+        self.stamp = now
         if n <= budget:
-            self.credit = min(budget - n + self.per_tick, 2 * max(self.per_tick, 1.0))
+            self.credit = budget - n
             return None
         k = int(budget)
-        self.credit = budget - k + self.per_tick
+        self.credit = budget - k
         if k <= 0:
             return []
         # k evenly spaced indices in range(n), always including the last (newest) comment
