@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from typing import Callable
 
-from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, token
+from liveroom.redis_local import RedisProcess, find_server
+from tests.support import Client, HubProcess, t, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 
@@ -108,3 +110,45 @@ async def test_killed_hub_viewers_leave_the_count(start_hub: Callable[..., HubPr
         for c in gone:
             c._reader and c._reader.cancel()
             await c.session.close()
+
+
+async def _drop(clients: list[Client]) -> None:
+    """Phones vanishing: sockets closed without a WebSocket close handshake."""
+    for c in clients:
+        if c._reader is not None:
+            c._reader.cancel()
+    await asyncio.gather(*(c.session.close() for c in clients))
+
+
+async def test_online_count_recovers_from_a_crowd_leaving_during_a_redis_stall(
+    start_hub: Callable[..., HubProcess],
+) -> None:
+    """200 viewers drop at once while their shard stalls for longer than the Redis timeout:
+    the count still comes back down to who is left once Redis answers again; then a hub
+    stopping gracefully takes its viewers out of the count at once (not after hub_ttl)."""
+    shard = RedisProcess(find_server()).start()  # our own: this test pauses it
+    try:
+        env = {"LIVEROOM_REDIS": shard.url, **FAST}
+        h1, h2 = start_hub(**env), start_hub(**env)
+        room = "crowd" + uuid.uuid4().hex[:8]
+        watcher = await Client.connect(h2.base, room, token("watcher"))
+        crowd = [await Client.connect(h1.base, room, token(f"c{i}")) for i in range(200)]
+        await watcher.wait_for(lambda: latest(watcher, "online", "count") == 201, timeout=10, what="online 201")
+        assert shard.proc is not None
+        os.kill(shard.proc.pid, signal.SIGSTOP)
+        try:
+            await _drop(crowd)
+            await asyncio.sleep(t(2.0))  # every presence call made meanwhile has timed out
+        finally:
+            os.kill(shard.proc.pid, signal.SIGCONT)
+        await watcher.wait_for(lambda: latest(watcher, "online", "count") == 1, timeout=8, what="online back to 1")
+
+        crowd = [await Client.connect(h1.base, room, token(f"d{i}")) for i in range(100)]
+        await watcher.wait_for(lambda: latest(watcher, "online", "count") == 101, timeout=10, what="online 101")
+        h1.stop()  # SIGTERM: the hub says goodbye and removes its users itself
+        # hub_ttl_ms is 10 s: within 5 s only h1's own cleanup can have done it
+        await watcher.wait_for(lambda: latest(watcher, "online", "count") == 1, timeout=5, what="online 1 after stop")
+        await _drop(crowd)
+        await watcher.close()
+    finally:
+        shard.stop()

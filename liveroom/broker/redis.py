@@ -61,6 +61,10 @@ BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg]
 OnMessage = Callable[[str, BrokerMsg], None]
 
 
+# users per presence_sync call: ~1 ms of script time on a shard
+PRESENCE_CHUNK = 1000
+
+
 def parse_message(data: bytes) -> BrokerMsg | None:
     """A pub/sub payload as written by the Lua scripts; None for anything else."""
     kind = data[:1]
@@ -312,14 +316,18 @@ class RedisBroker:
         else:
             await self._bounded(self._cmd(room).hset(k.mutes, user, until_ms))
 
-    async def presence_join(self, room: str, user: str, ttl_ms: int) -> int:
+    async def presence_sync(self, room: str, arrived: list[str], gone: list[str], ttl_ms: int) -> int:
+        """Make this hub's users of the room in Redis match `arrived`/`gone`; the online count.
+
+        Chunked so that one script never holds the shard for long (a few ms per chunk)."""
         k = K.room_keys(room)
         keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta]
-        return int(await self._script("presence_join", room, keys, [user, self.hub_id, ttl_ms]))
-
-    async def presence_leave(self, room: str, user: str) -> int:
-        k = K.room_keys(room)
-        return int(await self._script("presence_leave", room, [k.ref, k.hub_users(self.hub_id)], [user]))
+        online = 0
+        step = PRESENCE_CHUNK
+        for i in range(0, max(len(arrived), len(gone), 1), step):
+            a, g = arrived[i : i + step], gone[i : i + step]
+            online = int(await self._script("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), *a, *g]))
+        return online
 
     async def presence_beat(self, room: str, ttl_ms: int) -> tuple[int, list[str]]:
         """(online, ids of dead hubs to reap)."""

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RING = 512  # recent durable events kept in memory per room, to sync late joiners exactly
 EMPTY_GRACE_S = 5.0  # keep a room subscribed this long after its last viewer leaves
+ONLINE_REFRESH_S = 2.0  # an unchanged online count is still re-sent this often
 
 
 Wire = tuple[Codec, int]
@@ -60,8 +61,11 @@ class LocalRoom:
     likes: int = 0
     likes_dirty: bool = False
     local_likes: int = 0  # taps on this hub not yet added to Redis
-    online: int = 0
-    online_dirty: bool = False
+    online: int = 0  # latest count from Redis
+    online_sent: int = -1  # what viewers were last sent, and when
+    online_at: float = 0.0
+    changed: set[str] = field(default_factory=set)  # users who came or went, not yet in Redis
+    syncing: bool = False  # a presence_sync of this room is in flight
     stock: dict[str, int] = field(default_factory=dict)  # sale -> latest remaining, unsent
     ready: asyncio.Future[None] | None = None
     repair_until: float = 0.0  # hold durable events while a seq gap is fetched
@@ -80,6 +84,8 @@ class Hub:
         self.metrics = metrics
         self.rooms: dict[str, LocalRoom] = {}
         self._dirty: set[LocalRoom] = set()
+        self._presence_dirty: set[LocalRoom] = set()
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._tick_s = cfg.room.tick_ms / 1000
@@ -94,6 +100,7 @@ class Hub:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -102,11 +109,16 @@ class Hub:
             except (asyncio.CancelledError, Exception):
                 pass
         await self._flush_likes()
+        # let in-flight presence calls land first, so none re-adds a user after the reap
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=2.0)
         for room_id in list(self.rooms):
-            try:
-                await self.broker.presence_reap(room_id, self.broker.hub_id)
-            except Exception as exc:  # shutting down: log and go on with the other rooms
-                log.warning("presence cleanup of %s failed: %s", room_id, exc)
+            for attempt in range(3):
+                try:
+                    await self.broker.presence_reap(room_id, self.broker.hub_id)
+                    break
+                except Exception as exc:  # shutting down: other hubs reap us after hub_ttl_ms
+                    log.warning("presence cleanup of %s failed (attempt %d): %s", room_id, attempt + 1, exc)
 
     def spawn(self, coro: Any) -> None:
         """A background task whose reference is kept and whose failure is logged."""
@@ -159,11 +171,11 @@ class Hub:
         room, state = await self._room(room_id)
         first_here = room.users[viewer.user_id] == 0
         room.users[viewer.user_id] += 1  # counted now, so a racing leave cannot undercount
+        if first_here:
+            self._presence_changed(room, viewer.user_id)
+        # the arrival reaches Redis with the next tick; the welcome counts it already
+        state_online = state.online + 1 if first_here else state.online
         try:
-            if first_here:
-                state_online = await self.broker.presence_join(room_id, viewer.user_id, self.cfg.room.hub_ttl_ms)
-            else:
-                state_online = state.online
             backlog: list[dict[str, Any]] = []
             recovered = False
             if since is not None and epoch == state.epoch and since <= state.seq:
@@ -207,8 +219,6 @@ class Hub:
         if backlog:
             viewer.send(frame({"t": "batch", "room": room_id, "events": backlog}, viewer.codec), True)
         room.viewers.setdefault(viewer.wire, {})[viewer] = None
-        room.online_dirty = True
-        self._dirty.add(room)
         self.metrics.viewers.inc()
 
     def leave(self, viewer: Viewer, room_id: str) -> None:
@@ -224,13 +234,34 @@ class Hub:
         room.users[user_id] -= 1
         if room.users[user_id] <= 0:
             del room.users[user_id]
-            self.spawn(self._presence_leave(room, user_id))
+            self._presence_changed(room, user_id)
         if not room.users:
             room.empty_since = time.monotonic()
 
-    async def _presence_leave(self, room: LocalRoom, user_id: str) -> None:
-        room.online = await self.broker.presence_leave(room.id, user_id)
-        room.online_dirty = True
+    def _presence_changed(self, room: LocalRoom, user_id: str) -> None:
+        room.changed.add(user_id)
+        self._presence_dirty.add(room)
+
+    async def _presence_sync(self, room: LocalRoom) -> None:
+        """One call that makes Redis match who is here now, for everyone who came or went.
+
+        Whether a user arrived or left is read from `room.users` when the call is made, so
+        a user who left and came back within a tick is one no-op; on failure the users go
+        back into `changed` and the next tick tries again (the script is idempotent).
+        """
+        changed, room.changed = room.changed, set()
+        arrived = [u for u in changed if u in room.users]
+        gone = [u for u in changed if u not in room.users]
+        room.syncing = True
+        try:
+            online = await self.broker.presence_sync(room.id, arrived, gone, self.cfg.room.hub_ttl_ms)
+        except BaseException:
+            room.changed |= changed
+            self._presence_dirty.add(room)
+            raise
+        finally:
+            room.syncing = False
+        room.online = online
         self._dirty.add(room)
 
     # -- events from the broker ------------------------------------------------------------
@@ -310,17 +341,27 @@ class Hub:
     def tick(self) -> None:
         if any(r.local_likes for r in self.rooms.values()):
             self.spawn(self._flush_likes())
+        if self._presence_dirty and not self._stopping:
+            todo, self._presence_dirty = self._presence_dirty, set()
+            for room in todo:
+                if room.syncing:
+                    self._presence_dirty.add(room)  # one call per room in flight, in order
+                elif room.changed:
+                    self.spawn(self._presence_sync(room))
+        now = time.monotonic()
+        for room in self.rooms.values():
+            if now - room.online_at >= ONLINE_REFRESH_S:
+                self._dirty.add(room)  # the unchanged count, re-sent every ONLINE_REFRESH_S
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
-        now = time.monotonic()
         for room in dirty:
             if room.repair_until > now:
                 self._dirty.add(room)
                 continue
-            self._flush(room)
+            self._flush(room, now)
 
-    def _flush(self, room: LocalRoom) -> None:
+    def _flush(self, room: LocalRoom, now: float) -> None:
         durable = room.pending
         room.pending = []
         if durable:
@@ -333,9 +374,10 @@ class Hub:
         if room.likes_dirty:
             ephemeral.append({"type": "likes", "total": room.likes})
             room.likes_dirty = False
-        if room.online_dirty:
+        if room.online != room.online_sent or now - room.online_at >= ONLINE_REFRESH_S:
             ephemeral.append({"type": "online", "count": room.online})
-            room.online_dirty = False
+            room.online_sent = room.online
+            room.online_at = now
         if room.stock:
             ephemeral.extend({"type": "stock", "sale": s, "remaining": n} for s, n in room.stock.items())
             room.stock = {}
@@ -446,7 +488,13 @@ class Hub:
     async def _presence_round(self) -> None:
         now = time.monotonic()
         for room_id, room in list(self.rooms.items()):
-            if room.empty_since is not None and now - room.empty_since > EMPTY_GRACE_S and not room.users:
+            if (
+                room.empty_since is not None
+                and now - room.empty_since > EMPTY_GRACE_S
+                and not room.users
+                and not room.changed  # departures still to reach Redis
+                and not room.syncing
+            ):
                 async with room.lock:
                     if room.users or self.rooms.get(room_id) is not room:
                         continue
@@ -464,5 +512,4 @@ class Hub:
                 log.warning("presence %s: %s", room_id, exc)
                 continue
             room.online = online
-            room.online_dirty = True
-            self._dirty.add(room)
+            self._dirty.add(room)  # sent with the next tick if it changed
