@@ -30,6 +30,7 @@ from redis.asyncio.retry import Retry
 
 from liveroom.broker import keys as K
 from liveroom.broker.listener import ShardListener
+from liveroom.broker.pipeline import AutoPipeline
 from liveroom.broker.scripts import Scripts
 from liveroom.broker.sharding import shard_of
 from liveroom.config import RedisConfig
@@ -115,6 +116,7 @@ class RedisBroker:
         self.clustered = bool(cfg.cluster)
         self._pubcmd = "SPUBLISH" if self.clustered else "PUBLISH"
         self._clients: list[aioredis.Redis] = []
+        self._pipes: list[AutoPipeline] = []  # one per standalone shard, for scripts
         self._cluster: RedisCluster | None = None
         self._listeners: dict[str, ShardListener] = {}
         self._room_listener: dict[str, ShardListener] = {}
@@ -153,11 +155,14 @@ class RedisBroker:
             self.scripts = Scripts()
         else:
             self._clients = [self._client(u, pubsub=False) for u in self._cfg.urls]
+            self._pipes = [AutoPipeline(c.connection_pool, self._timeout) for c in self._clients]
             self.scripts = Scripts()
 
     async def close(self) -> None:
         for listener in self._listeners.values():
             await listener.close()
+        for p in self._pipes:
+            await p.close()
         for c in self._clients:
             await c.aclose()
         if self._cluster is not None:
@@ -199,7 +204,15 @@ class RedisBroker:
         return self._clients[shard_of(room, len(self._clients))]
 
     async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._bounded(self.scripts[name](self._cmd(room), keys, args))
+        if self._cluster is not None:
+            return await self._bounded(self.scripts[name](self._cluster, keys, args))
+        pipe = self._pipes[shard_of(room, len(self._pipes))]
+        try:
+            return await self.scripts[name].via(pipe, keys, args)  # the pipeline bounds the wait
+        except ResponseError as exc:
+            if "LOADING" in str(exc) or "BUSY" in str(exc):  # restarting, or a runaway script
+                raise Unavailable(str(exc)) from None
+            raise
 
     # -- pub/sub ---------------------------------------------------------------------------
 

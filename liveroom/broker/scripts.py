@@ -7,7 +7,8 @@ shared Lua lives in one file.
 
 We call EVALSHA ourselves rather than through redis-py's AsyncScript: profiling the flash
 sale benchmark (py-spy, bench/RESULTS.md) showed AsyncScript's per-call isinstance check
-against a typing.Protocol and its wrappers at over a tenth of the hub's busy time.
+against a typing.Protocol and its wrappers at over a tenth of the hub's busy time. On
+standalone shards the calls go through the shard's auto-pipeline (pipeline.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import re
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
+
+from liveroom.broker.pipeline import AutoPipeline
 
 _INCLUDE = re.compile(r"^-- include: ([a-z_]+\.lua)$", re.M)
 
@@ -45,10 +47,17 @@ class Script:
         self.source = source(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    async def __call__(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+    async def via(self, pipe: AutoPipeline, keys: list[str], args: list[Any]) -> Any:
+        """On a standalone shard: EVALSHA through the shard's auto-pipeline."""
         try:
-            if isinstance(client, Redis):
-                return await _evalsha_direct(client, self.sha, keys, args)
+            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:  # the shard restarted or SCRIPT FLUSH: load once, go on
+            await pipe.call("SCRIPT", "LOAD", self.source)
+            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def __call__(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+        """On a Redis Cluster (or any client): EVALSHA routed by the first key."""
+        try:
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, keys=keys)
         except NoScriptError:
             # SCRIPT LOAD on the server that will run it: the first key's node on a cluster
@@ -58,28 +67,6 @@ class Script:
             else:
                 await client.execute_command("SCRIPT LOAD", self.source)
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, keys=keys)
-
-
-async def _evalsha_direct(client: Redis, sha: str, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA on a pooled connection, without execute_command's wrappers.
-
-    redis-py 8's execute_command inspects its arguments for deprecations and runs a retry
-    wrapper on every call: a third of the hub's busy time in the flash-sale profile. We
-    send and read ourselves; a connection interrupted mid-command (timeout, cancel) is
-    dropped, never returned to the pool with an unread reply on it.
-    """
-    pool = client.connection_pool
-    conn = await pool.get_connection()
-    try:
-        await conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
-        return await conn.read_response()
-    except ResponseError:
-        raise  # the reply was read whole: the connection is fine
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
 
 
 class Scripts:
