@@ -113,8 +113,9 @@ def buyer_proc(
 
 
 def redis_benchmark(port: int, sha: str, room: str, sale: str, seconds: float) -> float:
-    """EVALSHA of sale_buy.lua straight at Redis: random users, so each call takes stock or
-    answers limit_reached like the hub's buyers do."""
+    """EVALSHA of sale_buy.lua straight at Redis, on a sale opened like the hub's: random
+    users and keys, so calls take stock until it is gone, then answer sold_out, as the hub's
+    buyers do."""
     k = K.room_keys(room)
     keys = [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, K.SHARD_ORDERS_STREAM, k.meta, k.hist]
     args = ["PUBLISH", k.channel, sale, "u__rand_int__", "1", "f__rand_int__", f"o-{sale}-", "900000",
@@ -158,14 +159,21 @@ def main() -> None:
     rp = RedisProcess(find_server()).start()
     hubs = [start_hub(rp.url) for _ in range(a.hubs)]
     try:
+        def open_sale(room: str) -> str:
+            host = make_token(SECRET, "shop", role="host", rooms=[room])
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{hubs[0][1]}/api/rooms/{room}/sales",
+                data=json.dumps({"sku": "A1", "title": "jacket", "price": 9900, "stock": a.stock, "limit": 1}).encode(),
+                headers={"Authorization": f"Bearer {host}", "Content-Type": "application/json"},
+            )
+            return str(json.load(urllib.request.urlopen(req))["sale"])
+
         room = "flash"
-        host = make_token(SECRET, "shop", role="host", rooms=[room])
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{hubs[0][1]}/api/rooms/{room}/sales",
-            data=json.dumps({"sku": "A1", "title": "jacket", "price": 9900, "stock": a.stock, "limit": 1}).encode(),
-            headers={"Authorization": f"Bearer {host}", "Content-Type": "application/json"},
-        )
-        sale = json.load(urllib.request.urlopen(req))["sale"]
+        sale = open_sale(room)
+        # the same sale for redis-benchmark: the same stock, so its calls take the same paths
+        # (stock taken, then sold_out) as the hub's buyers, not a cheap no_such_sale
+        rb_room = "rb-room"
+        rb_sale = open_sale(rb_room)
         ports = [p for _, p in hubs]
         users = [f"buyer{i}" for i in range(a.buyers)]
         q: mp.Queue[Any] = mp.Queue()
@@ -204,7 +212,7 @@ def main() -> None:
         sha = r.script_load(source("sale_buy"))
         sold = a.stock - int(r.hget(K.room_keys(room).sales, f"{sale}:stock"))
         r.close()
-        raw = redis_benchmark(rp.port, sha, "rb-room", "rbsale", 6) if shutil.which("redis-benchmark") else float("nan")
+        raw = redis_benchmark(rp.port, sha, rb_room, rb_sale, 6) if shutil.which("redis-benchmark") else float("nan")
 
         total = ok + rejected
         res = {
