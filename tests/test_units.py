@@ -147,3 +147,13 @@ def test_deflate_frame_is_a_valid_compressed_message() -> None:
         body = f[2:] if n < 126 else f[4:]
         assert len(body) < len(payload)
         assert inflater.decompress(body + b"\x00\x00\xff\xff") == payload
+
+
+@given(st.lists(st.one_of(st.text(), st.binary(), st.integers(-(2**63), 2**63 - 1)), min_size=1, max_size=20))
+def test_resp_packing_matches_redis_py(args: list[object]) -> None:
+    """Our RESP packer sends exactly the bytes redis-py would."""
+    from redis.connection import Connection
+
+    from liveroom.broker.pipeline import pack
+
+    assert pack(("EVALSHA", *args)) == b"".join(Connection().pack_command("EVALSHA", *args))
