@@ -14,7 +14,7 @@ import msgpack
 import redis
 
 from liveroom.broker.sharding import shard_of
-from liveroom.redis_local import RedisProcess
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess
 from tests.support import Client, HubProcess, t, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
@@ -97,6 +97,34 @@ async def test_two_thousand_buyers_one_hundred_units(
     created = orders_in_stream(redis1.url, r_)
     assert len(created) == 100
     assert len({f[b"user"] for f in created}) == 100
+
+
+async def test_sale_on_a_redis_cluster(
+    start_hub: Callable[..., HubProcess], cluster3: RedisClusterProcesses
+) -> None:
+    """The same on a 3-master cluster, two hubs: 300 buyers for 30 units, exactly 30
+    orders, in the room's own orders stream on the node that owns the room."""
+    hubs = [start_hub(LIVEROOM_REDIS_CLUSTER=cluster3.url, **FAST) for _ in range(2)]
+    r_ = room()
+    sale = await open_sale(hubs[0].base, r_, stock=30, limit=1)
+    buyers = [await Client.connect(hubs[i % 2].base, r_, token(f"cb{i}")) for i in range(300)]
+    try:
+        replies = await asyncio.gather(*(c.call("buy", sale=sale, qty=1, key="k") for c in buyers))
+        again = await asyncio.gather(*(c.call("buy", sale=sale, qty=1, key="k") for c in buyers[:50]))
+    finally:
+        await asyncio.gather(*(c.close() for c in buyers))
+    ok = [r for r in replies if r["ok"]]
+    assert len(ok) == 30 and len({r["order"] for r in ok}) == 30
+    assert {r["error"]["code"] for r in replies if not r["ok"]} == {"sold_out"}
+    assert [{k: v for k, v in r.items() if k != "id"} for r in again] == [
+        {k: v for k, v in r.items() if k != "id"} for r in replies[:50]
+    ]  # a repeated key gets its first answer
+    rc = redis.RedisCluster.from_url(cluster3.url)
+    try:
+        stream = rc.xrange(f"lr:{{{r_}}}:orders:stream")
+    finally:
+        rc.close()
+    assert len([f for _, f in stream if f[b"event"] == b"created"]) == 30
 
 
 async def test_per_person_limit(hub: HubProcess) -> None:

@@ -54,6 +54,10 @@ class AutoPipeline:
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._batches: set[asyncio.Task[None]] = set()
 
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
+
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """The reply to one command; `Unavailable` if the shard does not answer in time."""
         loop = asyncio.get_running_loop()

@@ -117,6 +117,7 @@ class RedisBroker:
         self._pubcmd = "SPUBLISH" if self.clustered else "PUBLISH"
         self._clients: list[aioredis.Redis] = []
         self._pipes: list[AutoPipeline] = []  # one per standalone shard, for scripts
+        self._node_pipes: dict[str, AutoPipeline] = {}  # cluster: one per master, by name
         self._cluster: RedisCluster | None = None
         self._listeners: dict[str, ShardListener] = {}
         self._room_listener: dict[str, ShardListener] = {}
@@ -161,8 +162,10 @@ class RedisBroker:
     async def close(self) -> None:
         for listener in self._listeners.values():
             await listener.close()
-        for p in self._pipes:
+        for p in [*self._pipes, *self._node_pipes.values()]:
             await p.close()
+        for p in self._node_pipes.values():
+            await p.pool.disconnect()  # the standalone shards' pools close with their clients
         for c in self._clients:
             await c.aclose()
         if self._cluster is not None:
@@ -203,15 +206,45 @@ class RedisBroker:
             return self._cluster
         return self._clients[shard_of(room, len(self._clients))]
 
-    async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
-        if self._cluster is not None:
-            return await self._bounded(self.scripts[name](self._cluster, keys, args))
-        pipe = self._pipes[shard_of(room, len(self._pipes))]
+    def _node_pipe(self, key: str) -> AutoPipeline | None:
+        """The auto-pipeline to the cluster master serving `key`'s slot (as last known)."""
+        assert self._cluster is not None
         try:
-            return await self.scripts[name].via(pipe, keys, args)  # the pipeline bounds the wait
+            node = self._cluster.get_node_from_key(key)
+        except Exception:  # slot not covered right now: let the cluster client sort it out
+            return None
+        if node is None:
+            return None
+        pipe = self._node_pipes.get(node.name)
+        if pipe is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._cfg.cluster,  # credentials and TLS as for the cluster, then this node
+                max_connections=POOL_SIZE,
+                timeout=self._timeout,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+            )
+            pool.connection_kwargs.update(host=node.host, port=node.port)
+            pipe = self._node_pipes[node.name] = AutoPipeline(pool, self._timeout)
+        return pipe
+
+    async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
+        script = self.scripts[name]
+        if self._cluster is not None:
+            pipe = self._node_pipe(keys[0])
+            if pipe is None:
+                return await self._bounded(script(self._cluster, keys, args))
+        else:
+            pipe = self._pipes[shard_of(room, len(self._pipes))]
+        try:
+            return await script.via(pipe, keys, args)  # the pipeline bounds the wait
         except ResponseError as exc:
-            if "LOADING" in str(exc) or "BUSY" in str(exc):  # restarting, or a runaway script
-                raise Unavailable(str(exc)) from None
+            msg = str(exc)
+            if self._cluster is not None and msg.startswith(("MOVED", "ASK")):
+                # a slot moved: the cluster client follows the redirect and refreshes its map
+                return await self._bounded(script(self._cluster, keys, args))
+            if msg.startswith(("LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN")):
+                raise Unavailable(msg) from None  # restarting, failing over, runaway script
             raise
 
     # -- pub/sub ---------------------------------------------------------------------------
