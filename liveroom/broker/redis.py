@@ -118,6 +118,8 @@ class RedisBroker:
         self._clients: list[aioredis.Redis] = []
         self._pipes: list[AutoPipeline] = []  # one per standalone shard, for scripts
         self._node_pipes: dict[str, AutoPipeline] = {}  # cluster: one per master, by name
+        self._refreshed_at = 0.0
+        self._refreshing: set[asyncio.Task[None]] = set()
         self._cluster: RedisCluster | None = None
         self._listeners: dict[str, ShardListener] = {}
         self._room_listener: dict[str, ShardListener] = {}
@@ -228,6 +230,26 @@ class RedisBroker:
             pipe = self._node_pipes[node.name] = AutoPipeline(pool, self._timeout)
         return pipe
 
+    def _refresh_topology(self) -> None:
+        """Re-read the cluster's slot map in the background, at most once a second: our
+        per-node pipelines bypass the cluster client, which would otherwise never learn of
+        a failover from them."""
+        now = asyncio.get_running_loop().time()
+        if self._cluster is None or now - self._refreshed_at < 1.0:
+            return
+        self._refreshed_at = now
+
+        async def refresh() -> None:
+            assert self._cluster is not None
+            try:
+                await self._cluster.nodes_manager.initialize()
+            except Exception as exc:
+                log.warning("cluster topology refresh failed: %s", exc)
+
+        task = asyncio.create_task(refresh())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
     async def _script(self, name: str, room: str, keys: list[str], args: list[Any]) -> Any:
         script = self.scripts[name]
         if self._cluster is not None:
@@ -238,6 +260,10 @@ class RedisBroker:
             pipe = self._pipes[shard_of(room, len(self._pipes))]
         try:
             return await script.via(pipe, keys, args)  # the pipeline bounds the wait
+        except Unavailable:
+            if self._cluster is not None:
+                self._refresh_topology()  # the node may have failed over: relearn the slots
+            raise
         except ResponseError as exc:
             msg = str(exc)
             if self._cluster is not None and msg.startswith(("MOVED", "ASK")):
