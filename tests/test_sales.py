@@ -14,7 +14,7 @@ import msgpack
 import redis
 
 from liveroom.broker.sharding import shard_of
-from liveroom.redis_local import RedisClusterProcesses, RedisProcess
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from tests.support import Client, HubProcess, t, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
@@ -125,6 +125,54 @@ async def test_sale_on_a_redis_cluster(
     finally:
         rc.close()
     assert len([f for _, f in stream if f[b"event"] == b"created"]) == 30
+
+
+async def test_sale_survives_its_slot_moving_to_another_master(start_hub: Callable[..., HubProcess]) -> None:
+    """Resharding during a sale: the room's slot (and its keys) moves to another master.
+    Comments still reach the room, buys keep being answered (the hub follows MOVED), nothing
+    is sold twice, a repeated key still gets its first answer."""
+    cluster = RedisClusterProcesses(find_server(), masters=3).start()  # ours: we move a slot
+    try:
+        h = start_hub(LIVEROOM_REDIS_CLUSTER=cluster.url, **FAST)
+        r_ = room()
+        sale = await open_sale(h.base, r_, stock=20, limit=1)
+        buyers = [await Client.connect(h.base, r_, token(f"mv{i}")) for i in range(30)]
+        first = [await c.call("buy", sale=sale, qty=1, key="k") for c in buyers[:10]]
+        assert all(r["ok"] for r in first)
+
+        nodes = {n.port: redis.Redis(port=n.port) for n in cluster.nodes}
+        slot = next(iter(nodes.values())).cluster("KEYSLOT", f"{{{r_}}}")
+        src = next(p for p, c in nodes.items() if c.cluster("COUNTKEYSINSLOT", slot))
+        dst = next(p for p in nodes if p != src)
+        src_id, dst_id = nodes[src].cluster("MYID"), nodes[dst].cluster("MYID")
+        nodes[dst].cluster("SETSLOT", slot, "IMPORTING", src_id)
+        nodes[src].cluster("SETSLOT", slot, "MIGRATING", dst_id)
+        keys = nodes[src].cluster("GETKEYSINSLOT", slot, 1000)
+        nodes[src].execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+        for c in nodes.values():
+            c.cluster("SETSLOT", slot, "NODE", dst_id)
+        for c in nodes.values():
+            c.close()
+
+        # the room's events still reach its viewers: the hub follows the channel's slot
+        said = await buyers[1].call("comment", text="after the move")
+        assert said["ok"], said
+        await buyers[0].wait_for(
+            lambda: any(e.get("text") == "after the move" for e in buyers[0].of_type("comment")),
+            timeout=10,
+            what="a comment published after the slot moved",
+        )
+        rest = [await c.call("buy", sale=sale, qty=1, key="k") for c in buyers[10:]]
+        replay = [await c.call("buy", sale=sale, qty=1, key="k") for c in buyers[:10]]
+        for c in buyers:
+            await c.close()
+        assert [r["ok"] for r in rest] == [True] * 10 + [False] * 10
+        assert {r["error"]["code"] for r in rest[10:]} == {"sold_out"}
+        assert [r["order"] for r in replay] == [r["order"] for r in first]
+        status, body = await http("GET", f"{h.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+        assert status == 200 and body["sale"]["stock"] == 0 and body["sale"]["buyers"] == 20
+    finally:
+        cluster.stop()
 
 
 async def test_per_person_limit(hub: HubProcess) -> None:

@@ -36,6 +36,9 @@ class ShardListener:
         self._closed = False
         self.reconnects = 0
         self.on_reconnect: Callable[[], None] | None = None
+        # channels we asked for; one the server drops unasked has moved to another node
+        self._wanted: set[bytes] = set()
+        self.on_moved: Callable[[bytes], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listener:{self.name}")
@@ -47,6 +50,7 @@ class ShardListener:
         if fut is None or fut.done():
             fut = asyncio.get_running_loop().create_future()
             self._waiting[key] = fut
+        self._wanted.add(key)
         if self._sharded:
             await self._pubsub.ssubscribe(channel)
         else:
@@ -56,6 +60,7 @@ class ShardListener:
 
     async def unsubscribe(self, channel: str) -> None:
         self._waiting.pop(channel.encode(), None)
+        self._wanted.discard(channel.encode())
         if self._sharded:
             await self._pubsub.sunsubscribe(channel)
         else:
@@ -100,6 +105,16 @@ class ShardListener:
                 fut = self._waiting.pop(msg["channel"], None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+            elif kind == "sunsubscribe" and msg["channel"] in self._wanted:
+                # Redis drops a shard channel's subscribers when its slot moves to another
+                # node (resharding, failover): forget it here (redis-py would resubscribe it
+                # on this node after a reconnect) and let the broker follow it
+                channel = msg["channel"]
+                self._wanted.discard(channel)
+                self._pubsub.shard_channels.pop(channel, None)
+                log.warning("pub/sub %s: %s moved to another node", self.name, channel.decode(errors="replace"))
+                if self.on_moved is not None:
+                    self.on_moved(channel)
 
     async def close(self) -> None:
         self._closed = True

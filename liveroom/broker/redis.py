@@ -24,7 +24,14 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.asyncio.retry import Retry
 
@@ -193,10 +200,8 @@ class RedisBroker:
                 return await aw
         except _UNREACHABLE as exc:
             raise Unavailable(f"Redis did not answer ({type(exc).__name__})") from None
-        except ResponseError as exc:
-            if "CLUSTERDOWN" in str(exc) or "TRYAGAIN" in str(exc) or "LOADING" in str(exc):
-                raise Unavailable(str(exc)) from None
-            raise
+        except (ClusterDownError, TryAgainError, ReadOnlyError) as exc:
+            raise Unavailable(str(exc) or type(exc).__name__) from None
         except RedisError as exc:
             if exc.__class__.__name__ in ("ClusterDownError", "MaxConnectionsError", "SlotNotCoveredError"):
                 raise Unavailable(str(exc)) from None
@@ -264,13 +269,19 @@ class RedisBroker:
             if self._cluster is not None:
                 self._refresh_topology()  # the node may have failed over: relearn the slots
             raise
+        except AskError:  # MOVED or ASK: a slot moved
+            if self._cluster is None:
+                raise
+            # the cluster client follows the redirect and updates its slot map, which the
+            # next call's _node_pipe reads
+            return await self._bounded(script(self._cluster, keys, args))
+        except (ClusterDownError, TryAgainError, ReadOnlyError) as exc:
+            if self._cluster is not None:
+                self._refresh_topology()  # failing over: a replica became master, or is
+            raise Unavailable(str(exc) or type(exc).__name__) from None
         except ResponseError as exc:
-            msg = str(exc)
-            if self._cluster is not None and msg.startswith(("MOVED", "ASK")):
-                # a slot moved: the cluster client follows the redirect and refreshes its map
-                return await self._bounded(script(self._cluster, keys, args))
-            if msg.startswith(("LOADING", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN")):
-                raise Unavailable(msg) from None  # restarting, failing over, runaway script
+            if str(exc).startswith("BUSY"):  # a script running past its time limit
+                raise Unavailable(str(exc)) from None
             raise
 
     # -- pub/sub ---------------------------------------------------------------------------
@@ -296,6 +307,7 @@ class RedisBroker:
             client = self._client(url, pubsub=True)
             listener = ShardListener(client, self._deliver, sharded=self.clustered, name=name)
             listener.on_reconnect = lambda n=name: self._reconnected(n)
+            listener.on_moved = self._channel_moved
             listener.start()
             self._listeners[name] = listener
         return listener
@@ -304,6 +316,37 @@ class RedisBroker:
         rooms = [r for r, lst in self._room_listener.items() if lst.name == name]
         if self.on_reconnect is not None:
             self.on_reconnect(rooms)
+
+    def _channel_moved(self, channel: bytes) -> None:
+        room = K.room_of_channel(channel)
+        task = asyncio.create_task(self._follow(room, self._room_listener.get(room)))
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _follow(self, room: str, old: ShardListener | None) -> None:
+        """Subscribe a room again on the node that now owns its slot, then have the hub
+        fetch from history whatever was published while it was moving."""
+        assert self._cluster is not None
+        for attempt in range(20):
+            if old is None or self._room_listener.get(room) is not old:
+                return  # unsubscribed (or already followed) meanwhile
+            try:
+                await self._cluster.nodes_manager.initialize()  # relearn who owns what
+                listener = self._listener_for(room)
+                await listener.subscribe(K.room_keys(room).channel, self._timeout)
+            except (Unavailable, RedisError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("room %s: resubscribe after a slot move failed (%r); retrying", room, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if self._room_listener.get(room) is not old:  # unsubscribed while we waited
+                await listener.unsubscribe(K.room_keys(room).channel)
+                return
+            self._room_listener[room] = listener
+            log.info("room %s: following its slot to %s", room, listener.name)
+            if self.on_reconnect is not None:
+                self.on_reconnect([room])
+            return
+        log.error("room %s: could not follow its slot; its viewers get no events", room)
 
     async def subscribe(self, room: str) -> None:
         listener = self._listener_for(room)
