@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 
 from liveroom import config as config_mod
@@ -100,9 +102,22 @@ def _supervise(cfg: Config, workers: int, config_path: str | None) -> int:
         env["LIVEROOM_REDIS_CLUSTER"] = cfg.redis.cluster
     env["LIVEROOM_HOST"] = cfg.server.host
     env["LIVEROOM_PORT"] = str(cfg.server.port)
+    metrics_dir = None
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # one scrape of the shared port reports every worker (liveroom/metrics.py)
+        metrics_dir = tempfile.mkdtemp(prefix="liveroom-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     cmd = [sys.executable, "-m", "liveroom", "serve", "--workers", "1", "--reuse-port"]
     if config_path:
         cmd += ["--config", config_path]
+    try:
+        return _run_workers(cmd, env, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(cmd: list[str], env: dict[str, str], workers: int) -> int:
     procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
     log.info("started %d workers: %s", workers, " ".join(str(p.pid) for p in procs))
 

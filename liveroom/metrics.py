@@ -1,10 +1,17 @@
-"""Prometheus metrics of one hub process (each worker has its own registry)."""
+"""Prometheus metrics of a hub.
+
+With `--workers N` the workers share one port, so a scrape reaches any one of them: the
+supervisor gives them a shared PROMETHEUS_MULTIPROC_DIR and every scrape reports the sum
+over all workers (prometheus-client's multiprocess mode), not one worker's share.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -12,13 +19,22 @@ from prometheus_client.process_collector import ProcessCollector
 
 class Metrics:
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
-        self.connections = Gauge("liveroom_connections", "Open WebSocket connections", registry=r)
-        self.viewers = Gauge("liveroom_viewers", "Viewers attached to rooms", registry=r)
-        self.rooms = Gauge("liveroom_rooms", "Rooms with local viewers", registry=r)
+        r = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # values live in the shared directory; a scrape reads every worker's files
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry)
+        else:
+            self.registry = r
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        # gauges: summed over the running workers
+        self.connections = Gauge(
+            "liveroom_connections", "Open WebSocket connections", registry=r, multiprocess_mode="livesum"
+        )
+        self.viewers = Gauge("liveroom_viewers", "Viewers attached to rooms", registry=r, multiprocess_mode="livesum")
+        self.rooms = Gauge("liveroom_rooms", "Rooms with local viewers", registry=r, multiprocess_mode="livesum")
         self.frames_in = Counter("liveroom_frames_in", "Client frames received", ["op"], registry=r)
         self.errors = Counter("liveroom_errors", "Error replies sent", ["code"], registry=r)
         self.byes = Counter("liveroom_byes", "Connections ended by the server", ["reason"], registry=r)

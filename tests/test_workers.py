@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,6 +56,11 @@ async def test_two_workers_share_a_port(redis1: RedisProcess) -> None:
         for c in clients:
             await c.wait_for(lambda c=c: len(c.of_type("comment")) == 4, what="4 comments")
         assert len({tuple(e["seq"] for e in c.of_type("comment")) for c in clients}) == 1
+        # whichever worker answers a scrape, it reports the whole hub: 12 connections, not
+        # the half it holds itself
+        for _ in range(6):
+            text = urllib.request.urlopen(f"{base}/metrics", timeout=t(5)).read().decode()
+            assert re.search(r"^liveroom_connections(\{[^}]*\})? 12\.0$", text, re.M), text[:2000]
     finally:
         for c in clients:
             await c.close()
