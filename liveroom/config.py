@@ -44,7 +44,7 @@ class RedisConfig:
 class RoomConfig:
     tick_ms: int = 100
     viewer_comment_cap: int = 20  # comments/s sent to one viewer before sampling; 0 = no cap
-    comment_rate: float = 2.0  # comments/s one user may send; 0 = no limit
+    comment_rate: float = 2.0  # comments/s one user may send in a room (all hubs together); 0 = no limit
     comment_burst: int = 5
     comment_max_chars: int = 200
     history_len: int = 1000  # durable events kept per room for resume

@@ -147,6 +147,32 @@ async def test_rate_limits(start_hub: Callable[..., HubProcess], redis1: RedisPr
         await c.close()
 
 
+async def test_comment_rate_is_per_user_over_all_hubs(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """A user with a socket on each of two hubs gets one allowance (burst 5), not two."""
+    env = {"LIVEROOM_REDIS": redis1.url, "LIVEROOM_COMMENT_RATE": "0.5", "LIVEROOM_FRAME_RATE": "0"}
+    h1, h2 = start_hub(**env), start_hub(**env)
+    r_ = room()
+    a = await Client.connect(h1.base, r_, token("spammer"))
+    b = await Client.connect(h2.base, r_, token("spammer"))
+    try:
+        results = []
+        for i in range(6):
+            results.append(await a.call("comment", text=f"a{i}"))
+            results.append(await b.call("comment", text=f"b{i}"))
+        codes = [r["error"]["code"] if not r["ok"] else "ok" for r in results]
+        assert codes.count("ok") == 5, codes
+        assert set(codes) == {"ok", "rate_limited"}
+        # someone else in the room is not affected
+        other = await Client.connect(h2.base, r_, token("someone"))
+        assert (await other.call("comment", text="hi"))["ok"]
+        await other.close()
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_roles_and_anonymous(hub: HubProcess) -> None:
     """Anonymous viewers watch and like but cannot comment; viewers cannot do host ops."""
     r_ = room()

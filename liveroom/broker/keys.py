@@ -35,6 +35,10 @@ class RoomKeys:
         """HASH idempotency field -> the first answer to a buy with that key."""
         return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
+    def rate(self, user: str) -> str:
+        """HASH t (tokens), s (stamp ms): one user's comment allowance in the room, all hubs."""
+        return f"{PREFIX}:{{{self.room}}}:rate:{user}"
+
     def hub_users(self, hub_id: str) -> str:
         """SET of users one hub holds in the room: what is undone if that hub dies."""
         return f"{PREFIX}:{{{self.room}}}:hu:{hub_id}"

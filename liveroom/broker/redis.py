@@ -91,6 +91,14 @@ def parse_message(data: bytes) -> BrokerMsg | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A script declined: `muted` (until_ms, -1 forever) or `rate` (too many comments)."""
+
+    reason: str
+    until_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RoomState:
     seq: int
     epoch: str
@@ -396,17 +404,21 @@ class RedisBroker:
             out.append((int(entry_id.split(b"-", 1)[0]), fields[b"e"]))
         return out
 
-    async def publish_comment(self, room: str, body: bytes, user: str) -> tuple[int, str] | int:
-        """(seq, epoch), or the mute deadline (ms, -1 forever) when the user is muted."""
+    async def publish_comment(
+        self, room: str, body: bytes, user: str, rate: float, burst: int
+    ) -> tuple[int, str] | Refusal:
+        """(seq, epoch), or why not: muted (until ms, -1 forever) or over the room's rate."""
         k = K.room_keys(room)
         seq, epoch = await self._script(
             "room_comment",
             room,
-            [k.meta, k.hist, k.mutes],
-            [self._pubcmd, k.channel, body, new_epoch(), self._history_len, user],
+            [k.meta, k.hist, k.mutes, k.rate(user)],
+            [self._pubcmd, k.channel, body, new_epoch(), self._history_len, user, rate, burst],
         )
         if seq == -1:
-            return int(epoch)
+            return Refusal("muted", int(epoch))
+        if seq == -2:
+            return Refusal("rate")
         return int(seq), epoch.decode()
 
     async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]:

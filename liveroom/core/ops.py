@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 
-from liveroom.broker.redis import RedisBroker
+from liveroom.broker.redis import RedisBroker, Refusal
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.rules import TokenBucket, clean_text
@@ -58,6 +58,8 @@ class Ops:
         return await handler(s, op)
 
     def _rate_ok(self, user: str) -> bool:
+        """This hub's view of the comment rate: refuses a spammer here without a Redis call.
+        The rule itself (one allowance per user over all hubs) is kept in room_comment.lua."""
         rate = self.cfg.room.comment_rate
         if rate <= 0:
             return True
@@ -76,9 +78,14 @@ class Ops:
         if not self._rate_ok(s.identity.id):
             raise ReplyError(RATE_LIMITED, "commenting too fast")
         event = {"type": "comment", "user": s.user(), "text": text, "ts": now_ms()}
-        res = await self.broker.publish_comment(s.room, msgpack.packb(event), s.identity.id)
-        if isinstance(res, int):
-            raise ReplyError(MUTED, "muted" if res < 0 else f"muted until {res}")
+        room = self.cfg.room
+        res = await self.broker.publish_comment(
+            s.room, msgpack.packb(event), s.identity.id, room.comment_rate, room.comment_burst
+        )
+        if isinstance(res, Refusal):
+            if res.reason == "rate":  # over the allowance counted across all hubs
+                raise ReplyError(RATE_LIMITED, "commenting too fast")
+            raise ReplyError(MUTED, "muted" if res.until_ms < 0 else f"muted until {res.until_ms}")
         return {"seq": res[0]}
 
     async def like(self, s: Session, op: F.Like) -> Result:

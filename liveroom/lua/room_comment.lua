@@ -1,9 +1,12 @@
--- room_comment.lua: a viewer's comment, refused if the user is muted.
+-- room_comment.lua: a viewer's comment, refused if the user is muted or too fast.
 -- include: lib_publish.lua
--- KEYS[1] meta  KEYS[2] hist  KEYS[3] mutes
+-- KEYS[1] meta  KEYS[2] hist  KEYS[3] mutes  KEYS[4] the user's rate bucket in this room
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] history maxlen  ARGV[6] user id
--- returns {seq, epoch}, or {-1, muted_until_ms} (-1 = forever) when the user is muted
+-- ARGV[7] comments/s allowed (0 = no limit)  ARGV[8] burst
+-- returns {seq, epoch}, {-1, muted_until_ms} (-1 = forever) when the user is muted, or
+-- {-2, 0} when the user is over the rate (counted over all hubs: a user with sockets on
+-- several hubs gets one allowance, not one per hub)
 local muted = redis.call('HGET', KEYS[3], ARGV[6])
 if muted then
   muted = tonumber(muted)
@@ -11,6 +14,21 @@ if muted then
     return {-1, muted}
   end
   redis.call('HDEL', KEYS[3], ARGV[6])
+end
+local rate, burst = tonumber(ARGV[7]), tonumber(ARGV[8])
+if rate > 0 then
+  local now = now_ms()
+  local st = redis.call('HMGET', KEYS[4], 't', 's')
+  local tokens = burst
+  if st[1] then
+    tokens = math.min(burst, tonumber(st[1]) + (now - tonumber(st[2])) * rate / 1000)
+  end
+  if tokens < 1 then
+    return {-2, 0}
+  end
+  redis.call('HSET', KEYS[4], 't', tostring(tokens - 1), 's', now)
+  -- gone once it would be full again anyway
+  redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate * 1000) + 1000)
 end
 redis.call('HINCRBY', KEYS[1], 'comments', 1)
 return publish_durable(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
