@@ -252,7 +252,6 @@ class Hub:
         changed, room.changed = room.changed, set()
         arrived = [u for u in changed if u in room.users]
         gone = [u for u in changed if u not in room.users]
-        room.syncing = True
         try:
             online = await self.broker.presence_sync(room.id, arrived, gone, self.cfg.room.hub_ttl_ms)
         except BaseException:
@@ -347,6 +346,7 @@ class Hub:
                 if room.syncing:
                     self._presence_dirty.add(room)  # one call per room in flight, in order
                 elif room.changed:
+                    room.syncing = True  # now, not when the task first runs
                     self.spawn(self._presence_sync(room))
         now = time.monotonic()
         for room in self.rooms.values():
