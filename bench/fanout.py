@@ -394,6 +394,158 @@ def viewer_proc(
     uvloop.run(main())
 
 
+def viewer_proc_light(
+    idx: int, kind: str, ports: list[int], first: int, count: int, deflate: bool, q: Any, counts: Any, stop_evt: Any
+) -> None:
+    """The same viewers as viewer_proc, on bench/wsclient.py: a protocol object per socket,
+    no task per socket, and each distinct payload decoded once per process (every viewer of
+    the room gets the same bytes each tick), so that 10,000 viewers fit beside the hub."""
+    _die_with_parent()
+    import msgpack
+    import uvloop
+
+    from bench import wsclient as W
+
+    unpackb = msgpack.unpackb
+    loads = json.loads
+    now = time.time
+    hist = [0] * NBINS
+    st = {"received": 0, "dropped": 0, "frames": 0, "likes": 0, "online": 0, "max": 0.0, "closed": 0}
+    byes: dict[str, int] = {}
+    stopping = False
+    # payload -> (comment send times, dropped, likes events, bye reason or None, reply or None)
+    cache: dict[bytes, tuple[list[float], int, int, str | None, bytes | None]] = {}
+
+    def summary(op: int, data: bytes) -> tuple[list[float], int, int, str | None, bytes | None]:
+        got = cache.get(data)
+        if got is not None:
+            return got
+        ts: list[float] = []
+        dropped = likes = 0
+        bye: str | None = None
+        reply: bytes | None = None
+        if kind == "liveroom":
+            f = unpackb(data)
+            t = f.get("t")
+            if t == "batch":
+                dropped = f.get("dropped") or 0
+                for e in f["events"]:
+                    if e["type"] == "comment":
+                        ts.append(float(e["text"].partition(" ")[0]))
+                    elif e["type"] == "likes":
+                        likes += 1
+            elif t == "bye":
+                bye = f.get("reason", "?")
+        else:
+            if data.startswith(b"42"):
+                ev = loads(data[2:])
+                if ev[0] == "comment":
+                    ts.append(float(ev[1]["text"].partition(" ")[0]))
+                elif ev[0] == "likes":
+                    likes += 1
+            elif data == b"2":
+                reply = b"3"
+            elif data.startswith(b"41"):
+                bye = "disconnect"
+        if len(cache) > 64:
+            cache.clear()
+        got = cache[data] = (ts, dropped, likes, bye, reply)
+        return got
+
+    lmax = 0.0
+
+    def on_message(ws: W.WSClient, op: int, data: bytes) -> None:
+        nonlocal lmax
+        ts, dropped, likes, bye, reply = summary(op, data)
+        if reply is not None:
+            ws.send(W.TEXT, reply)
+            return
+        if bye is not None:
+            byes[bye] = byes.get(bye, 0) + 1
+            return
+        at = now()
+        st["frames"] += 1
+        if likes:
+            st["likes"] += likes
+        if dropped:
+            st["dropped"] += dropped
+        n = len(ts)
+        if n:
+            for sent in ts:
+                lat = at - sent
+                i = int(lat * RES)
+                hist[i if 0 <= i < NBINS else (NBINS - 1 if i > 0 else 0)] += 1
+            worst = at - min(ts)
+            if worst > lmax:
+                lmax = worst
+            st["received"] += n
+        counts[2 * idx] += n
+        counts[2 * idx + 1] += n + dropped
+
+    live: set[W.WSClient] = set()  # connected and past the handshake
+
+    def on_close(ws: W.WSClient) -> None:
+        if not stopping and ws in live:
+            st["closed"] += 1
+
+    async def main() -> None:
+        nonlocal stopping
+        sem = asyncio.Semaphore(50)
+        failed: dict[str, int] = {}
+
+        async def connect(i: int) -> W.WSClient | None:
+            uid = f"v{i}"
+            port = ports[i % len(ports)]
+            tok = make_token(SECRET, uid, name=f"viewer {i}", rooms=[ROOM])
+            for attempt in range(4):
+                ws: W.WSClient | None = None
+                try:
+                    async with sem:
+                        if kind == "liveroom":
+                            ws = await W.connect(
+                                "127.0.0.1", port, "/ws", {"room": ROOM, "token": tok}, on_message, on_close,
+                                deflate=deflate,
+                            )  # fmt: skip
+                            if unpackb(await ws.next_frame()).get("t") != "welcome":
+                                raise RuntimeError("no welcome")
+                        else:
+                            ws = await W.connect(
+                                "127.0.0.1", port, "/socket.io/", {"EIO": "4", "transport": "websocket"},
+                                on_message, on_close,
+                            )  # fmt: skip
+                            opened = await ws.next_frame()
+                            if not opened.startswith(b"0"):
+                                raise RuntimeError(f"no engine.io open: {opened[:40]!r}")
+                            answer = ws.arm()  # before the reply can come
+                            ws.send(W.TEXT, ("40" + json.dumps({"token": tok, "room": ROOM})).encode())
+                            ok = await asyncio.wait_for(answer, 30)
+                            if not ok.startswith(b"40"):
+                                raise RuntimeError(f"no socket.io connect: {ok[:40]!r}")
+                    live.add(ws)
+                    return ws
+                except Exception as exc:
+                    if ws is not None:
+                        ws.close()
+                    key = f"{type(exc).__name__}: {exc}"[:60]
+                    failed[key] = failed.get(key, 0) + 1
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            return None
+
+        socks = [w for w in await asyncio.gather(*(connect(i) for i in range(first, first + count))) if w]
+        q.put(("ready", idx, len(socks), failed))
+        while not stop_evt.is_set():
+            await asyncio.sleep(0.1)
+        stopping = True
+        res: dict[str, Any] = dict(st)
+        res.update(idx=idx, hist=_sparse(hist), byes=byes, connected=len(socks), failed=failed, max=lmax)
+        q.put(("result", idx, res))
+        for ws in socks:
+            ws.close()
+        await asyncio.sleep(0.5)
+
+    uvloop.run(main())
+
+
 def commenter_proc(
     kind: str,
     ports: list[int],
@@ -658,7 +810,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         t_conn = time.time()
         for i in range(a.procs):
             p = CTX.Process(
-                target=viewer_proc,
+                target=viewer_proc if a.client == "aiohttp" else viewer_proc_light,
                 args=(i, kind, ports, firsts[i], per[i], a.deflate, q, counts, stop_evt),
                 daemon=True,
             )
@@ -908,6 +1060,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--viewers", type=int, default=1000)
     ap.add_argument("--procs", type=int, default=2, help="load-generator processes for the viewers")
+    ap.add_argument(
+        "--client", choices=["light", "aiohttp"], default="light",
+        help="viewer sockets: bench/wsclient.py (default; decodes each distinct batch once per process) "
+        "or aiohttp's client (one reader task and decode per socket, as in the first RESULTS rows)",
+    )  # fmt: skip
     ap.add_argument("--hubs", type=int, default=1, choices=[1, 2])
     ap.add_argument("--commenters", type=int, default=4)
     ap.add_argument("--rate", type=float, default=20, help="comments/s, all commenters together")
