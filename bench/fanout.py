@@ -5,7 +5,9 @@ two ports, meeting in Redis), connects --viewers sockets spread over --procs loa
 processes (multiprocessing, each one uvloop loop with aiohttp websockets doing nothing per
 frame but decode and record latency), then has --commenters connections send --rate
 comments/s in total for --duration seconds, each comment's text starting with its send
-time (`time.time()`), and optionally --likes like frames/s. Prints:
+time (`time.time()`), optionally --likes like frames/s and --buys buy frames/s from --buyers
+more sockets on one sale a host opened over the HTTP API (liveroom only; by default the stock
+is half the buys, so the sale sells out mid-run and `sold_out` reaches every viewer). Prints:
 
 - deliveries/s: comment events received by all viewers, per second of the send window;
 - latency p50/p99/max from the commenter's send to a viewer's decode (ms); it includes the
@@ -25,6 +27,7 @@ websocket client; `--compare` runs both and prints ours/peer ratios.
 
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 20 --duration 20
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 50 --compare --json
+    .venv/bin/python bench/fanout.py --viewers 1000 --rate 20 --likes 10 --buys 200
 """
 
 from __future__ import annotations
@@ -506,8 +509,9 @@ def viewer_proc_light(
                                 "127.0.0.1", port, "/ws", {"room": ROOM, "token": tok}, on_message, on_close,
                                 deflate=deflate,
                             )  # fmt: skip
-                            if unpackb(await ws.next_frame()).get("t") != "welcome":
-                                raise RuntimeError("no welcome")
+                            first = unpackb(await ws.next_frame())
+                            if first.get("t") != "welcome":
+                                raise RuntimeError(f"no welcome: {str(first)[:80]}")
                         else:
                             ws = await W.connect(
                                 "127.0.0.1", port, "/socket.io/", {"EIO": "4", "transport": "websocket"},
@@ -558,8 +562,12 @@ def commenter_proc(
     t_start: Any,
     stop_evt: Any,
     ack_wait: float,
+    buys_rate: float = 0.0,
+    sale: str | None = None,
+    buyers: int = 0,
 ) -> None:
-    """`n` commenters sharing `rate` comments/s (evenly spaced), and `likes_rate` like frames/s."""
+    """`n` commenters sharing `rate` comments/s (evenly spaced), `likes_rate` like frames/s,
+    and `buyers` more sockets sharing `buys_rate` buys/s of `sale`, each with its own key."""
     _die_with_parent()
     import aiohttp
     import msgpack
@@ -570,6 +578,10 @@ def commenter_proc(
     ack_hist = [0] * NBINS
     st = {"sent": 0, "ok": 0, "refused": 0, "likes_sent": 0, "send_late_max_ms": 0.0}
     errors: dict[str, int] = {}
+    buy_pending: dict[int, float] = {}
+    buy_hist = [0] * NBINS
+    bst = {"sent": 0, "ok": 0}
+    buy_errors: dict[str, int] = {}
 
     async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
@@ -577,7 +589,14 @@ def commenter_proc(
             at = time.time()
             if msg.type is BINARY:
                 f = msgpack.unpackb(msg.data)
-                if f["t"] == "reply":
+                if f["t"] == "reply" and f["id"] in buy_pending:
+                    _record(buy_hist, at - buy_pending.pop(f["id"]))
+                    if f["ok"]:
+                        bst["ok"] += 1
+                    else:
+                        code = f["error"]["code"]
+                        buy_errors[code] = buy_errors.get(code, 0) + 1
+                elif f["t"] == "reply":
                     sent = pending.pop(f["id"], None)
                     if sent is not None:
                         _record(ack_hist, at - sent)
@@ -627,7 +646,15 @@ def commenter_proc(
                     await ws.send_str("40" + json.dumps({"token": tok, "room": ROOM}))
                     await ws.receive(timeout=30)
                 socks.append(ws)
-            readers = [asyncio.create_task(reader(ws)) for ws in socks]
+            bsocks: list[aiohttp.ClientWebSocketResponse] = []
+            for j in range(buyers if sale else 0):
+                tok = make_token(SECRET, f"b{j}", name=f"buyer {j}", rooms=[ROOM])
+                ws = await s.ws_connect(
+                    f"http://127.0.0.1:{ports[j % len(ports)]}/ws", params={"room": ROOM, "token": tok}, compress=0
+                )
+                await ws.receive(timeout=30)  # welcome
+                bsocks.append(ws)
+            readers = [asyncio.create_task(reader(ws)) for ws in socks + bsocks]
             q.put(("ready", "commenters", n, {}))
             while not go_evt.is_set():  # t_start is set 0.3 s ahead of go
                 if stop_evt.is_set():
@@ -686,15 +713,39 @@ def commenter_proc(
                     st["likes_sent"] += 1
                     m += 1
 
+            async def buys() -> None:
+                m = 0
+                while not stop_evt.is_set():
+                    at = t0 + m / buys_rate
+                    if at >= end:
+                        return
+                    delay = at - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    next_id[0] += 1
+                    bid = next_id[0]
+                    frame = {"t": "buy", "id": bid, "sale": sale, "qty": 1, "key": f"k{bid}"}
+                    try:
+                        await bsocks[m % len(bsocks)].send_bytes(msgpack.packb(frame))
+                    except (ConnectionError, RuntimeError) as exc:
+                        buy_errors[type(exc).__name__] = buy_errors.get(type(exc).__name__, 0) + 1
+                        return
+                    buy_pending[bid] = time.time()
+                    bst["sent"] += 1
+                    m += 1
+
             jobs = [comments(j) for j in range(n)] if rate > 0 else []
             if likes_rate > 0:
                 jobs.append(likes())
+            if buys_rate > 0 and bsocks:
+                jobs.append(buys())
             await asyncio.gather(*jobs)
             deadline = time.time() + ack_wait
-            while pending and time.time() < deadline:
+            while (pending or buy_pending) and time.time() < deadline:
                 await asyncio.sleep(0.05)
             res: dict[str, Any] = dict(st)
             res.update(unacked=len(pending), errors=errors, ack_hist=_sparse(ack_hist))
+            res["buys"] = dict(bst, unanswered=len(buy_pending), errors=buy_errors, hist=_sparse(buy_hist))
             q.put(("commenters", res))
             while not stop_evt.is_set():
                 await asyncio.sleep(0.1)
@@ -704,7 +755,7 @@ def commenter_proc(
             final: dict[str, Any] = dict(st)
             final.update(unacked=len(pending), errors=errors)
             q.put(("commenters_final", final))
-            await asyncio.gather(*(ws.close() for ws in socks), return_exceptions=True)
+            await asyncio.gather(*(ws.close() for ws in socks + bsocks), return_exceptions=True)
 
     uvloop.run(main())
 
@@ -763,6 +814,19 @@ def _get(q: Any, want: str, timeout: float, watch: list[tuple[str, Callable[[], 
         _stash.append(msg)
 
 
+def open_sale(port: int, a: argparse.Namespace) -> str:
+    """A host opens the sale the buyers hit, over the HTTP API, as a shop's backend would."""
+    host = make_token(SECRET, "shop", role="host", rooms=[ROOM])
+    body = {"sku": "B1", "title": "bench jacket", "price": 9900, "stock": a.stock, "limit": a.stock}
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/rooms/{ROOM}/sales",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {host}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(json.load(r)["sale"])
+
+
 def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
     import psutil
 
@@ -792,11 +856,13 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         counts = CTX.RawArray("q", 2 * a.procs)  # per load process: received, received+dropped
 
         cleanup.first(stop_evt.set)
+        sale = open_sale(ports[0], a) if kind == "liveroom" and a.buys > 0 else None
         cp = CTX.Process(
             target=commenter_proc,
-            args=(kind, ports, a.commenters, a.rate, a.likes, a.duration, q, go_evt, t_start, stop_evt, a.grace),
+            args=(kind, ports, a.commenters, a.rate, a.likes, a.duration, q, go_evt, t_start, stop_evt, a.grace,
+                  a.buys, sale, a.buyers),
             daemon=True,
-        )
+        )  # fmt: skip
         cp.start()
         cleanup.add("commenters", lambda: _stop_mp(cp))
         watch.append(("the commenter process", cp.is_alive))
@@ -952,6 +1018,14 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "machine_busy_pct": round(100 - machine.idle, 1),
             "machine_steal_pct": round(getattr(machine, "steal", 0.0), 1),
         }
+        if sale is not None:
+            b = cres["buys"]
+            bh = {int(k): v for k, v in b["hist"].items()}
+            res.update(
+                buys_rate=a.buys, buys_sent=b["sent"], buys_ok=b["ok"], buy_errors=b["errors"],
+                buys_unanswered=b["unanswered"], buy_p50_ms=round(_pct(bh, 50), 2), buy_p99_ms=round(_pct(bh, 99), 2),
+                sale_stock=a.stock,
+            )  # fmt: skip
         if metrics:
             res["hub_metrics"] = {
                 k.removeprefix("liveroom_"): v
@@ -1020,6 +1094,10 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(f"{label:28}" + "".join(f"{_cell(r, label, key, unit):>{w}}" for r in results))
     for r in results:
         extra = {k: r[k] for k in ("connect_failures", "comment_errors", "byes") if r.get(k)}
+        if "buys_sent" in r:
+            extra["buys"] = {
+                k: r[k] for k in ("buys_sent", "buys_ok", "sale_stock", "buy_errors", "buys_unanswered", "buy_p50_ms", "buy_p99_ms")
+            }  # fmt: skip
         if r.get("drain_end") != "complete":
             extra["drain_end"] = r.get("drain_end")
         if r.get("hub_metrics"):
@@ -1069,6 +1147,9 @@ def main() -> None:
     ap.add_argument("--commenters", type=int, default=4)
     ap.add_argument("--rate", type=float, default=20, help="comments/s, all commenters together")
     ap.add_argument("--likes", type=float, default=0, help="like frames/s (n=5 each), all commenters together")
+    ap.add_argument("--buys", type=float, default=0, help="buy frames/s (qty 1, own key each) on one sale (liveroom only)")
+    ap.add_argument("--buyers", type=int, default=50, help="buyer sockets sharing --buys")
+    ap.add_argument("--stock", type=int, default=0, help="the sale's stock (default: half of the buys, so it sells out)")
     ap.add_argument("--duration", type=float, default=20, help="seconds of commenting")
     ap.add_argument("--cap", type=int, default=20, help="hub: LIVEROOM_VIEWER_COMMENT_CAP (0 = no sampling)")
     ap.add_argument("--tick-ms", type=int, default=0, help="hub: LIVEROOM_TICK_MS (default: the hub's)")
@@ -1082,6 +1163,12 @@ def main() -> None:
     a = ap.parse_args()
     if a.viewers < 1 or a.procs < 1 or a.commenters < 1:
         ap.error("--viewers, --procs and --commenters must be >= 1")
+    if a.buys > 0 and (a.compare or a.peer != "liveroom"):
+        ap.error("--buys: the socketio peer has no sales; run it without --compare")
+    if a.buys > 0 and a.buyers < 1:
+        ap.error("--buyers must be >= 1")
+    if a.stock <= 0:
+        a.stock = max(1, int(a.buys * a.duration / 2))
 
     def on_term(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

@@ -42,7 +42,7 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 class WSClient(asyncio.Protocol):
     __slots__ = (
         "path", "host", "deflate", "on_message", "on_close", "transport", "buf", "upgraded", "opened", "closed",
-        "expect",
+        "expect", "claimed", "caught",
     )  # fmt: skip
 
     def __init__(self, path: str, host: str, on_message: OnMessage, on_close: Callable[["WSClient"], None], deflate: bool) -> None:
@@ -59,6 +59,8 @@ class WSClient(asyncio.Protocol):
         # the next data frame goes here instead of to on_message (handshake replies such as
         # a welcome, which may arrive in the same packet as the 101)
         self.expect: asyncio.Future[bytes] | None = asyncio.get_running_loop().create_future()
+        self.claimed = False  # whether a caller holds `expect` (from arm())
+        self.caught: asyncio.Future[bytes] | None = None  # fired before anyone claimed it
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class WSClient(asyncio.Protocol):
                     self.expect = None
                     if not expect.done():
                         expect.set_result(payload)
+                    if not self.claimed:
+                        self.caught = expect
                 else:
                     self.on_message(self, op, payload)
             elif op == PING:
@@ -141,9 +145,14 @@ class WSClient(asyncio.Protocol):
     def arm(self) -> asyncio.Future[bytes]:
         """The next data frame, caught before on_message sees it: arm before it can arrive
         (before sending the request it answers). The first frame after the upgrade is
-        caught without arming."""
+        caught without arming, even when it came (and more frames after it) before the
+        caller asked."""
+        if self.caught is not None:
+            got, self.caught = self.caught, None
+            return got
         if self.expect is None:
             self.expect = asyncio.get_running_loop().create_future()
+        self.claimed = True
         return self.expect
 
     async def next_frame(self, timeout: float = 30) -> bytes:
