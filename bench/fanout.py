@@ -213,11 +213,25 @@ def hub_metrics(port: int) -> dict[str, float]:
             label = m.group(2) or ""
             if name == "liveroom_byes" and label:
                 name += "_" + label.split('"')[1]
+            elif name.startswith("liveroom_gc_pause"):
+                if not name.endswith(("_count", "_sum")):
+                    continue
+                name += "_gen" + label.split('"')[1]
             out[name] = out.get(name, 0.0) + float(m.group(3))
     return out
 
 
 # -- clients (run in the load processes) -------------------------------------------------------
+
+
+def _gc_stats(ports: list[int]) -> dict[str, float]:
+    """Generation-2 (full) collections so far in the hubs, and their seconds."""
+    n = s = 0.0
+    for port in ports:
+        m = hub_metrics(port)
+        n += m.get("liveroom_gc_pause_seconds_count_gen2", 0.0)
+        s += m.get("liveroom_gc_pause_seconds_sum_gen2", 0.0)
+    return {"n": n, "s": s}
 
 
 def _record(hist: list[int], lat: float) -> None:
@@ -907,6 +921,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         go_evt.set()
         time.sleep(max(0.0, start - time.time()))
         watched = hub_ps + load_ps + [comm_ps, redis_ps]
+        gc0 = _gc_stats(ports) if kind == "liveroom" else {}
         c0 = _cpu(watched)
         psutil.cpu_times_percent(None)  # machine-wide, from here
         _, cres = _get(q, "commenters", a.duration + 60, watch)
@@ -942,6 +957,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         used = [y - x for x, y in zip(c0, c1)]
         window = end - start
         metrics: dict[str, float] = {}
+        gc1 = _gc_stats(ports) if kind == "liveroom" else {}
         if kind == "liveroom":
             for port in ports:
                 for k, v in hub_metrics(port).items():
@@ -1018,6 +1034,10 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "machine_busy_pct": round(100 - machine.idle, 1),
             "machine_steal_pct": round(getattr(machine, "steal", 0.0), 1),
         }
+        if gc1:
+            # full collections in the hub(s) from the first comment to the end of the drain
+            res["gc_full_collections"] = int(gc1["n"] - gc0.get("n", 0))
+            res["gc_full_seconds"] = round(gc1["s"] - gc0.get("s", 0.0), 3)
         if sale is not None:
             b = cres["buys"]
             bh = {int(k): v for k, v in b["hist"].items()}
@@ -1060,6 +1080,7 @@ ROWS = [
     ("hub CPU", "hub_cpu_s", "s"),
     ("hub CPU %", "hub_cpu_pct", "%"),
     ("hub idle CPU % (N idle)", "hub_idle_cpu_pct", "%"),
+    ("hub full GCs / their s", None, ""),
     ("deliveries / hub CPU-s", "deliveries_per_hub_cpu_s", ""),
     ("hub RSS before / after", None, ""),
     ("memory per connection", "mem_per_conn_kb", "KB"),
@@ -1074,6 +1095,8 @@ def _cell(r: dict[str, Any], label: str, key: str | None, unit: str) -> str:
     if key is None:
         if label.startswith("comments"):
             return f"{r['comments_ok']} / {r['comments_sent']}"
+        if label.startswith("hub full GCs"):
+            return f"{r['gc_full_collections']} / {r['gc_full_seconds']} s" if "gc_full_collections" in r else "-"
         if label.startswith("hub RSS"):
             return f"{r['hub_rss_before_mb']} / {r['hub_rss_after_mb']} MB"
         return f"{r['machine_busy_pct']} / {r['machine_steal_pct']}"

@@ -7,8 +7,10 @@ over all workers (prometheus-client's multiprocess mode), not one worker's share
 
 from __future__ import annotations
 
+import gc
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,8 +55,32 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        # a full collection stops the hub for ~45 us per connection (bench/gc_objects.py):
+        # at 10,000 viewers that is the latency spike an operator needs to see
+        self.gc_pause = Histogram(
+            "liveroom_gc_pause_seconds",
+            "Time the hub stood still in CPython's cycle collector",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
         self._frames_in: dict[str, Any] = {}
         self._op_seconds: dict[str, Any] = {}
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every collection (gc.callbacks); returns the function that stops it."""
+        children = [self.gc_pause.labels(str(g)) for g in range(3)]
+        started = [0.0]
+        clock = time.perf_counter
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = clock()
+            else:
+                children[info["generation"]].observe(clock() - started[0])
+
+        gc.callbacks.append(on_gc)
+        return lambda: gc.callbacks.remove(on_gc)
 
     # labelled children cached per op: .labels() takes a lock and hashes on every call
     def frame_in(self, op: str) -> None:

@@ -61,6 +61,9 @@ async def test_two_workers_share_a_port(redis1: RedisProcess) -> None:
         for _ in range(6):
             text = urllib.request.urlopen(f"{base}/metrics", timeout=t(5)).read().decode()
             assert re.search(r"^liveroom_connections(\{[^}]*\})? 12\.0$", text, re.M), text[:2000]
+        # the cycle collector's pauses are timed (young collections happen under any traffic)
+        gen0 = re.search(r'^liveroom_gc_pause_seconds_count\{generation="0"\} ([0-9.]+)$', text, re.M)
+        assert gen0 and float(gen0.group(1)) > 0, text[:2000]
     finally:
         for c in clients:
             await c.close()

@@ -51,6 +51,7 @@ def build_app(cfg: Config) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await broker.start()
         hub.start()
+        unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
@@ -58,6 +59,7 @@ def build_app(cfg: Config) -> web.Application:
         await ws.drain()
         await hub.stop()
         await broker.close()
+        unwatch()
 
     async def on_shutdown(app: web.Application) -> None:
         # runs before connections are force-closed: viewers get `bye draining`
