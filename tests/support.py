@@ -81,13 +81,17 @@ class HubProcess:
                         return self
             except OSError:
                 time.sleep(0.1)
+        text = self.log()
         self.stop()
-        raise RuntimeError(f"hub did not become healthy:\n{self.log()}")
+        raise RuntimeError(f"hub did not become healthy:\n{text}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the hub; its log is deleted unless the hub had exited by itself (a crash
+        worth reading: the path is printed)."""
+        crashed = self.proc is not None and self.proc.poll() not in (None, 0)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -97,6 +101,12 @@ class HubProcess:
                 self.proc.wait()
         if getattr(self, "_log", None):
             self._log.close()
+        if self.log_path is not None:
+            if crashed:
+                print(f"hub {self.port} exited by itself ({self.proc.returncode if self.proc else '?'}): {self.log_path}")
+            else:
+                self.log_path.unlink(missing_ok=True)
+                self.log_path = None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
