@@ -70,6 +70,8 @@ class LimitsConfig:
     outbox_bytes: int = 256 * 1024  # waiting bytes before a connection counts as slow
     deflate: bool = True  # permessage-deflate for clients that offer it (compressed once per tick)
     socket_sndbuf_bytes: int = 65536  # kernel send buffer per viewer socket; 0 = kernel default
+    ping_after_s: float = 30.0  # a socket silent this long gets a WebSocket ping
+    idle_timeout_s: float = 60.0  # a socket silent this long (no pong either) is closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
     "LIVEROOM_OUTBOX_BYTES": ("limits", "outbox_bytes"),
     "LIVEROOM_MAX_FRAME_BYTES": ("limits", "max_frame_bytes"),
+    "LIVEROOM_PING_AFTER_S": ("limits", "ping_after_s"),
+    "LIVEROOM_IDLE_TIMEOUT_S": ("limits", "idle_timeout_s"),
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
 }
@@ -164,6 +168,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.max_frame_bytes >= 256, "limits.max_frame_bytes must be >= 256")
     need(cfg.limits.outbox_bytes >= 4096, "limits.outbox_bytes must be >= 4096")
     need(cfg.limits.frame_rate >= 0, "limits.frame_rate must be >= 0")
+    need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
+    need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
     need(cfg.redis.timeout_ms >= 50, "redis.timeout_ms must be >= 50")
     for url in cfg.redis.urls:

@@ -17,8 +17,12 @@ import msgpack
 
 from liveroom.errors import BAD_FRAME, ReplyError
 
+OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
 
 
 class Codec(str, Enum):
@@ -84,6 +88,29 @@ def ws_frame(payload: bytes, opcode: int) -> bytes:
     else:
         header = struct.pack("!BBQ", first, 127, n)
     return header + payload
+
+
+def close_frame(code: int | None, reason: bytes = b"") -> bytes:
+    """A close frame; the reason is cut to fit the 125-byte limit of control frames."""
+    if code is None:
+        return ws_frame(b"", OP_CLOSE)
+    return ws_frame(code.to_bytes(2, "big") + reason[:123], OP_CLOSE)
+
+
+PING_FRAME = ws_frame(b"", OP_PING)
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    """A client payload XORed with its 4-byte mask (RFC 6455 section 5.3).
+
+    One big-integer XOR over the whole payload: client frames are at most max_frame_bytes
+    (8 KB by default), where this is a few microseconds, without aiohttp's private C helper.
+    """
+    n = len(data)
+    if not n:
+        return b""
+    key = (mask * ((n >> 2) + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
 def deflate_frame(payload: bytes, opcode: int, wbits: int) -> bytes:

@@ -51,12 +51,14 @@ def build_app(cfg: Config) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await broker.start()
         hub.start()
+        ws.start()
         unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
         reaper.cancel()
         await ws.drain()
+        await ws.stop()
         await hub.stop()
         await broker.close()
         unwatch()

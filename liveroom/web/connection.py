@@ -1,54 +1,132 @@
-"""One viewer's socket as the hub sees it: a bounded, never-blocking `send`.
+"""One viewer's socket: our own slim server side of RFC 6455, and the hub's bounded `send`.
 
-Frames are written straight to the transport: server frames are unmasked, so the bytes
-the hub built once per room and tick are complete frames for every socket, and an
-uncompressed write needs no lock. The transport's write buffer is the outbox; its size
-bounds what one connection may hold. Above `outbox_bytes` the connection is slow: frames
-with only comments and latest-value counters are skipped for it (the next tick carries
-fresh counters), essential frames still go; above four times that it gets `bye slow` and
-may reconnect and resume from history. A slow phone costs the room nothing but a skip.
+After the upgrade (web/takeover.py) the transport's protocol is a `Connection`: one slotted
+object per socket. While the viewer is idle it has no task, no coroutine, no timer and no
+per-socket buffer objects, so CPython's full cycle collection has little to walk per viewer.
+
+Frames in: parsed in `data_received` (masked, fragments reassembled up to max_frame_bytes,
+control frames answered at once, RSV1 messages inflated with a fresh decompressor since we
+negotiate client_no_context_takeover) and handed to `WsEndpoint.on_message` (web/ws.py),
+which checks and parses them. Ops await Redis and replies must keep the order of the frames:
+work goes into a small per-connection inbox served by one task that exists only while the
+inbox is not empty; over INBOX_MAX queued items reading is paused until it drains.
+
+Frames out: written straight to the transport. Server frames are unmasked, so the bytes the
+hub built once per room and tick are complete frames for every socket, and an uncompressed
+write needs no lock. The transport's write buffer is the outbox; its size bounds what one
+connection may hold. Above `outbox_bytes` the connection is slow: frames with only comments
+and latest-value counters are skipped for it (the next tick carries fresh counters),
+essential frames still go; above four times that it gets `bye slow` and may reconnect and
+resume from history. A slow phone costs the room nothing but a skip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+import zlib
+from collections import deque
+from typing import TYPE_CHECKING, Any, Union
 
-from aiohttp import web
+from liveroom.errors import BYE, CLOSE_TOO_BIG
+from liveroom.protocol.codec import (
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    PING_FRAME,
+    Codec,
+    close_frame,
+    frame,
+    unmask,
+    ws_frame,
+)
 
-from liveroom.errors import BYE
-from liveroom.metrics import Metrics
-from liveroom.protocol.codec import Codec, frame
+if TYPE_CHECKING:
+    from liveroom.core.session import Session
+    from liveroom.protocol import frames as F
+    from liveroom.web.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
 
 SLOW_FACTOR = 4
+INBOX_MAX = 32  # queued frames before reading is paused (resumed at half)
+CLOSE_WAIT_S = 2.0  # after our close frame: the peer has this long to answer, then abort
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_INVALID_DATA = 1007
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+# connection states
+OPEN = 0
+CLOSING = 1  # we sent a close frame (or answered one): data frames in are ignored
+LOST = 2  # the transport is gone
+
+# what the inbox holds: a ready frame to write in order, or (op, frame id, op name) to run
+Item = Union[bytes, "tuple[F.Op, int | None, str]"]
 
 
-class Connection:
-    __slots__ = ("ws", "transport", "codec", "wire", "user_id", "outbox_bytes", "closed", "metrics", "ip", "__weakref__")
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "endpoint",
+        "transport",
+        "codec",
+        "wire",
+        "user_id",
+        "session",
+        "ip",
+        "outbox_bytes",
+        "max_frame",
+        "closed",
+        "state",
+        "ready",
+        "joined",
+        "buf",
+        "skip",
+        "frag",
+        "frag_op",
+        "inbox",
+        "worker",
+        "paused",
+        "last_rx",
+        "frame_tokens",
+        "frame_stamp",
+        "strike_tokens",
+        "strike_stamp",
+        "closer",
+    )
 
-    def __init__(
-        self,
-        ws: web.WebSocketResponse,
-        transport: asyncio.Transport,
-        codec: Codec,
-        user_id: str,
-        outbox_bytes: int,
-        metrics: Metrics,
-        ip: str,
-        deflate_wbits: int = 0,
-    ) -> None:
-        self.ws = ws
-        self.transport = transport
+    def __init__(self, endpoint: WsEndpoint, codec: Codec, session: Session, ip: str, deflate_wbits: int = 0) -> None:
+        lim = endpoint.cfg.limits
+        self.endpoint = endpoint
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         self.codec = codec
         self.wire = (codec, deflate_wbits)
-        self.user_id = user_id
-        self.outbox_bytes = outbox_bytes
-        self.closed = False
-        self.metrics = metrics
+        self.user_id = session.identity.id
+        self.session = session
         self.ip = ip
+        self.outbox_bytes = lim.outbox_bytes
+        self.max_frame = lim.max_frame_bytes
+        self.closed = False  # nothing more may be sent (close frame written, or socket gone)
+        self.state = OPEN
+        self.ready = False  # joined the room: queued frames may run
+        self.joined = False
+        self.buf = b""  # an incomplete frame, until the rest arrives
+        self.skip = 0  # bytes of an oversized frame still to discard
+        self.frag: bytes | None = None  # the message being reassembled from fragments
+        self.frag_op = 0  # its opcode, | 0x40 when compressed
+        self.inbox: deque[Item] | None = None  # exists only while there is work
+        self.worker: asyncio.Task[None] | None = None
+        self.paused = False
+        self.last_rx = time.monotonic()
+        now = self.last_rx
+        self.frame_tokens = float(max(lim.frame_burst, 1))
+        self.frame_stamp = now
+        self.strike_tokens = float(max(lim.max_strikes, 1))  # patience, regrowing 1/s
+        self.strike_stamp = now
+        self.closer: asyncio.TimerHandle | None = None
+
+    # -- the hub's side --------------------------------------------------------------------
 
     def send(self, data: bytes, essential: bool) -> None:
         if self.closed:
@@ -63,7 +141,7 @@ class Connection:
                 self.kick("slow")
                 return
             if not essential:
-                self.metrics.slow_skips.inc()
+                self.endpoint.metrics.slow_skips.inc()
                 return
         t.write(data)
 
@@ -72,24 +150,267 @@ class Connection:
         self.send(frame(obj, self.codec), True)
 
     def kick(self, reason: str) -> None:
-        """End the connection with `bye` from outside the read loop (never re-entrant)."""
-        if self.closed:
-            return
-        asyncio.get_running_loop().create_task(self.bye(reason))
+        """`bye` from outside the frame handling, e.g. in the middle of a fan-out loop: on
+        the next loop iteration, so that nothing is re-entered."""
+        if not self.closed:
+            asyncio.get_running_loop().call_soon(self.bye, reason)
 
-    async def bye(self, reason: str) -> None:
+    def bye(self, reason: str) -> None:
+        """The last frame this socket gets: `bye`, then a close frame with the reason's code.
+        The peer has CLOSE_WAIT_S to answer the close, then the socket is aborted (a slow
+        peer may never read it: do not hold its buffer hostage)."""
         if self.closed:
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
-        self.metrics.byes.labels(reason).inc()
-        self.closed = True  # first: nothing else is queued behind the bye
-        if not self.transport.is_closing():
-            # written past the outbox limit on purpose: the last frame this socket gets
-            self.transport.write(frame({"t": "bye", "reason": reason, "reconnect": reconnect}, self.codec))
+        self.endpoint.metrics.byes.labels(reason).inc()
+        # written past the outbox limit on purpose
+        last = frame({"t": "bye", "reason": reason, "reconnect": reconnect}, self.codec)
+        self._close(close_code, reason.encode(), last)
+
+    def ping(self) -> None:
+        """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life."""
+        if not self.closed:
+            self.transport.write(PING_FRAME)
+
+    def _close(self, code: int | None, reason: bytes = b"", before: bytes = b"") -> None:
+        """Send our close frame (after `before`); from now on nothing else is sent or run."""
+        self.closed = True
+        if self.inbox:
+            self.inbox.clear()  # frames queued behind the close are not answered
+        if self.state == OPEN:
+            self.state = CLOSING
+        t = self.transport
+        if not t.is_closing():
+            t.write(before + close_frame(code, reason))
+        self._arm_closer()
+
+    def _arm_closer(self) -> None:
+        if self.closer is None and self.state != LOST:
+            self.closer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.transport.abort)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """A protocol violation (RFC 6455 section 7.1.7): close frame, then the socket."""
+        log.debug("closing %s: %s", self.ip, reason)
+        self._close(code, reason.encode())
+        self.transport.close()
+        self.buf = b""
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.state == LOST:
+            return
+        self.state = LOST
+        self.closed = True
+        self.buf = b""
+        self.frag = None
+        if self.closer is not None:
+            self.closer.cancel()
+            self.closer = None
+        self.endpoint.release(self)
+
+    def pause_writing(self) -> None:
+        """The write buffer is the outbox: `send` looks at its size, nothing waits on it."""
+
+    def resume_writing(self) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        if self.buf:
+            data = self.buf + data
+            self.buf = b""
+        self._parse(data)
+
+    # -- frames in -------------------------------------------------------------------------
+
+    def _parse(self, data: bytes) -> None:
+        """Every complete frame in `data`; an incomplete one is kept in `buf`."""
+        pos = 0
+        n = len(data)
+        while pos < n:
+            if self.skip:
+                k = min(self.skip, n - pos)
+                self.skip -= k
+                pos += k
+                continue
+            if self.inbox is not None and len(self.inbox) >= INBOX_MAX:
+                self.paused = True
+                if self.state != LOST:
+                    self.transport.pause_reading()
+                break
+            if n - pos < 2:
+                break
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            head = pos + 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+                head = pos + 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                head = pos + 10
+            op = b0 & 0x0F
+            if not b1 & 0x80:
+                return self._fail(CLOSE_PROTOCOL_ERROR, "unmasked client frame")
+            if op >= 8:
+                if length > 125 or not b0 & 0x80 or b0 & 0x70 or op > OP_PONG:
+                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad control frame")
+            else:
+                if op > 2 or b0 & 0x30 or (b0 & 0x40 and (op == 0 or not self.wire[1])):
+                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad data frame")
+                if (op == 0) != (self.frag is not None):
+                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad fragmentation")
+                if length + (len(self.frag) if self.frag is not None else 0) > self.max_frame:
+                    # do not buffer it: drop it as it arrives, and say goodbye
+                    self.frag = None
+                    self.skip = head + 4 + length - pos
+                    if self.state == OPEN:
+                        self.bye("too_large")
+                    continue
+            end = head + 4 + length
+            if end > n:
+                break
+            payload = unmask(data[head + 4 : end], data[head : head + 4])
+            pos = end
+            if op >= 8:
+                self._control(op, payload)
+                if self.transport.is_closing():
+                    return  # closed by the peer's close frame or a violation: the rest is moot
+                continue
+            if self.state != OPEN:
+                continue  # we are closing: data frames are no longer read
+            if op:
+                self.frag_op = op | (b0 & 0x40)
+                self.frag = payload
+            else:
+                self.frag += payload  # type: ignore[operator]
+            if b0 & 0x80:
+                message, self.frag = self.frag, None
+                self._message(self.frag_op, message)  # type: ignore[arg-type]
+                if self.transport.is_closing():
+                    return
+        if pos < n and self.state != LOST:
+            self.buf = data[pos:]
+
+    def _control(self, op: int, payload: bytes) -> None:
+        if op == OP_PING:
+            if not self.closed:
+                self.transport.write(ws_frame(payload, OP_PONG))
+        elif op == OP_CLOSE:
+            if len(payload) == 1:
+                return self._fail(CLOSE_PROTOCOL_ERROR, "bad close frame")
+            if self.state == OPEN:
+                code = int.from_bytes(payload[:2], "big") if payload else None
+                self._close(code)  # echo the peer's code (RFC 6455 section 5.5.1)
+            self.transport.close()  # the server closes TCP first
+        # a pong only counts as life (last_rx)
+
+    def _message(self, op: int, data: bytes) -> None:
+        if op & 0x40:
+            try:
+                data = zlib.decompressobj(-15).decompress(data + DEFLATE_TAIL, self.max_frame + 1)
+            except zlib.error:
+                return self._fail(CLOSE_INVALID_DATA, "bad deflate data")
+            if len(data) > self.max_frame:
+                return self.bye("too_large")
+        if op & 0x0F == OP_TEXT:
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                return self._fail(CLOSE_INVALID_DATA, "text frame is not UTF-8")
+            self.endpoint.on_message(self, text)
+        else:
+            self.endpoint.on_message(self, data)
+
+    # -- ordered work ----------------------------------------------------------------------
+
+    def ordered(self, item: Item) -> None:
+        """A reply or an op to run, in the order the frames came: written at once when
+        nothing is queued, else queued behind the work in flight."""
+        if self.closed:
+            return
+        inbox = self.inbox
+        if inbox is None:
+            if self.ready and item.__class__ is bytes:
+                self.send(item, True)  # type: ignore[arg-type]
+                return
+            inbox = self.inbox = deque()
+            inbox.append(item)
+            if self.ready:
+                self.worker = asyncio.get_running_loop().create_task(self._work())
+            return
+        inbox.append(item)
+
+    def open(self) -> None:
+        """Joined the room (the welcome is sent): queued frames may run now."""
+        self.ready = True
+        if self.inbox and self.worker is None:
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        """Runs while the inbox is not empty, then ends: an idle connection has no task."""
+        inbox = self.inbox
+        assert inbox is not None
         try:
-            await asyncio.wait_for(self.ws.close(code=close_code, message=reason.encode()), 2.0)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            pass
+            while inbox:
+                item = inbox.popleft()
+                if item.__class__ is bytes:
+                    self.send(item, True)  # type: ignore[arg-type]
+                else:
+                    await self.endpoint.run_op(self, *item)  # type: ignore[misc]
+                if self.paused and len(inbox) <= INBOX_MAX // 2:
+                    self._resume()
         finally:
-            # a slow peer may never read its close frame: do not hold its buffer hostage
-            self.transport.abort()
+            self.worker = None
+            self.inbox = None
+            if self.paused:
+                self._resume()
+
+    def _resume(self) -> None:
+        self.paused = False
+        if self.state == LOST:
+            return
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._parse(data)
+        if not self.paused and self.state != LOST and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    # -- per-connection limits -------------------------------------------------------------
+
+    def take_frame(self) -> bool:
+        """The frame-rate bucket (limits.frame_rate per second, frame_burst)."""
+        lim = self.endpoint.cfg.limits
+        if lim.frame_rate <= 0:
+            return True
+        now = time.monotonic()
+        tokens = min(float(max(lim.frame_burst, 1)), self.frame_tokens + (now - self.frame_stamp) * lim.frame_rate)
+        self.frame_stamp = now
+        if tokens >= 1.0:
+            self.frame_tokens = tokens - 1.0
+            return True
+        self.frame_tokens = tokens
+        return False
+
+    def take_strike(self) -> bool:
+        """Patience: max_strikes bad or refused frames, regrowing one per second."""
+        now = time.monotonic()
+        tokens = min(float(max(self.endpoint.cfg.limits.max_strikes, 1)), self.strike_tokens + (now - self.strike_stamp))
+        self.strike_stamp = now
+        if tokens >= 1.0:
+            self.strike_tokens = tokens - 1.0
+            return True
+        self.strike_tokens = tokens
+        return False

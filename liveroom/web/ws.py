@@ -1,12 +1,14 @@
-"""GET /ws: checks before the upgrade, then one read loop per connection.
+"""GET /ws: checks before the upgrade, then the socket is ours (web/takeover.py).
 
-Frame in -> size and rate checks -> decode (protocol/codec.py) -> parse (protocol/frames.py)
--> op (core/ops.py) -> one `reply` for a frame with an `id`. Outgoing room events do not
-pass through here: the hub writes them to `Connection.send` (web/connection.py).
+Frame in (web/connection.py) -> size and rate checks -> decode (protocol/codec.py) -> parse
+(protocol/frames.py) -> op (core/ops.py), run in order per connection -> one `reply` for a
+frame with an `id`. Outgoing room events do not pass through here: the hub writes them to
+`Connection.send`. One hub-wide heartbeat sweep replaces aiohttp's per-socket ping timers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -14,14 +16,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from liveroom.auth import Authenticator
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.ops import Ops
 from liveroom.core.session import Session
-from liveroom.core.rules import TokenBucket
 from liveroom.errors import (
     BAD_FIELD,
     BAD_FRAME,
@@ -40,17 +41,15 @@ from liveroom.errors import (
 )
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
-from liveroom.protocol.codec import Codec, decode
-from liveroom.web.connection import Connection
+from liveroom.protocol.codec import Codec, decode, frame
+from liveroom.web.connection import LOST, Connection
+from liveroom.web.takeover import Detached, HandshakeError, detach, handshake
 
 log = logging.getLogger(__name__)
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # frames that count against a connection's patience: garbage, not refusals of valid ops
 STRIKE_CODES = frozenset({BAD_FRAME, UNKNOWN_OP, BAD_FIELD, RATE_LIMITED})
-# aiohttp itself closes (1009, no `bye`) above this; between max_frame_bytes and it we
-# answer `bye too_large` ourselves
-HARD_FRAME_FACTOR = 8
 
 
 class WsEndpoint:
@@ -63,6 +62,7 @@ class WsEndpoint:
         self.draining = False
         self.connections: set[Connection] = set()
         self._per_ip: Counter[str] = Counter()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def client_ip(self, request: web.Request) -> str:
         if self.cfg.server.trust_forwarded:
@@ -121,111 +121,166 @@ class WsEndpoint:
             self.metrics.refused.labels(OVERLOADED).inc()
             full = Refused(OVERLOADED, "too many connections from this address")
             return web.json_response(full.as_body(), status=full.status)
+        try:
+            hs = handshake(request, self.cfg.limits.deflate)
+        except HandshakeError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
 
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        ws = web.WebSocketResponse(
-            # deflate is negotiated when offered, but aiohttp never compresses for us: room
-            # batches are compressed once per tick (codec.deflate_frame) and shared
-            compress=self.cfg.limits.deflate,
-            max_msg_size=self.cfg.limits.max_frame_bytes * HARD_FRAME_FACTOR,
-            heartbeat=30.0,
-            protocols=offered[:1],  # some clients fail the handshake unless one is picked
-        )
-        await ws.prepare(request)
-        transport = request.transport
-        if transport is None:
-            return ws
+        # From here to the join nothing awaits: the socket changes hands in one step.
+        conn = Connection(self, codec, session, ip, hs.deflate_wbits)
+        try:
+            transport, tail = detach(request, conn, hs.response)
+        except HandshakeError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        except ConnectionResetError:
+            return Detached()
+        conn.connection_made(transport)
+        self.connections.add(conn)
+        self._per_ip[ip] += 1
+        self.metrics.connections.inc()
         if self.cfg.limits.socket_sndbuf_bytes:
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.cfg.limits.socket_sndbuf_bytes)
-        wbits = int(ws.compress) if ws.compress else 0
-        conn = Connection(
-            ws, transport, codec, session.identity.id, self.cfg.limits.outbox_bytes, self.metrics, ip, wbits
-        )
-        self.connections.add(conn)
-        self._per_ip[ip] += 1
-        self.metrics.connections.inc()
-        joined = False
+        if tail:
+            conn.data_received(tail)  # e.g. a first frame sent with the upgrade request
+
+        user = {"id": session.identity.id, "name": session.identity.name, "role": session.role}
         try:
-            user = {"id": session.identity.id, "name": session.identity.name, "role": session.role}
-            try:
-                await self.hub.join(conn, session.room, user, since, epoch)
-                joined = True
-            except Unavailable as exc:
-                conn.send_obj({"t": "error", "error": exc.as_dict()})
-                await conn.bye("unavailable")
-                return ws
-            await self._read_loop(ws, conn, session)
-        except Disconnect as exc:
-            await conn.bye(exc.reason)
-        finally:
-            if joined:
-                self.hub.leave(conn, session.room)
-            conn.closed = True
-            self.connections.discard(conn)
-            self._per_ip[ip] -= 1
-            if self._per_ip[ip] <= 0:
-                del self._per_ip[ip]
-            self.metrics.connections.dec()
-            if not ws.closed:
-                try:
-                    await ws.close()
-                except Exception:  # the peer is gone; nothing left to tell it
-                    pass
-        return ws
+            await self.hub.join(conn, session.room, user, since, epoch)
+        except Unavailable as exc:
+            conn.send_obj({"t": "error", "error": exc.as_dict()})
+            conn.bye("unavailable")
+            return Detached()
+        except BaseException:
+            transport.abort()
+            raise
+        if conn.state == LOST:
+            self.hub.leave(conn, session.room)  # it went away while joining
+        else:
+            conn.joined = True
+            conn.open()
+        return Detached()
 
-    async def _read_loop(self, ws: web.WebSocketResponse, conn: Connection, session: Session) -> None:
+    def release(self, conn: Connection) -> None:
+        """The socket is gone (Connection.connection_lost): forget everything about it."""
+        if conn not in self.connections:
+            return
+        if conn.joined:
+            conn.joined = False
+            self.hub.leave(conn, conn.session.room)
+        self.connections.discard(conn)
+        self._per_ip[conn.ip] -= 1
+        if self._per_ip[conn.ip] <= 0:
+            del self._per_ip[conn.ip]
+        self.metrics.connections.dec()
+
+    def on_message(self, conn: Connection, data: bytes | str) -> None:
+        """One client message, at once: checks that need no I/O (size, decode, parse, rate)
+        answer here; ops are queued in order (Connection.ordered) and run by `run_op`."""
         lim = self.cfg.limits
-        frames = TokenBucket(lim.frame_rate, lim.frame_burst)
-        strikes = TokenBucket(1.0, lim.max_strikes)  # patience: max_strikes, regrowing 1/s
-        while True:
-            msg = await ws.receive()
-            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                data = msg.data
-                if len(data) > lim.max_frame_bytes:
-                    raise Disconnect("too_large")
-                fid: int | None = None
-                try:
-                    m = decode(data, conn.codec, lim.max_frame_bytes)
-                    fid = F.frame_id(m)
-                    op = F.parse(m)
-                    if not frames.take():
-                        raise ReplyError(RATE_LIMITED, "too many frames")
-                    self.metrics.frame_in(m["t"])
-                    if isinstance(op, F.Ping):
-                        pong: dict[str, Any] = {"t": "pong"}
-                        if fid is not None:
-                            pong["id"] = fid
-                        conn.send_obj(pong)
-                        continue
-                    started = time.perf_counter()
-                    result = await self.ops.handle(session, op)
-                    self.metrics.op_time(m["t"], time.perf_counter() - started)
-                    if fid is not None:
-                        reply: dict[str, Any] = {"t": "reply", "id": fid, "ok": True}
-                        if result:
-                            reply.update(result)
-                        conn.send_obj(reply)
-                except ReplyError as exc:
-                    self._refuse(conn, fid, exc)
-                    if exc.code in STRIKE_CODES and not strikes.take():
-                        raise Disconnect("abuse") from None
-                except Exception:
-                    log.exception("op failed")
-                    self._refuse(conn, fid, ReplyError(INTERNAL, "internal error"))
-            elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        if len(data) > lim.max_frame_bytes:
+            conn.bye("too_large")
+            return
+        fid: int | None = None
+        try:
+            m = decode(data, conn.codec, lim.max_frame_bytes)
+            fid = F.frame_id(m)
+            op = F.parse(m)
+            if not conn.take_frame():
+                raise ReplyError(RATE_LIMITED, "too many frames")
+            self.metrics.frame_in(m["t"])
+            if isinstance(op, F.Ping):
+                pong: dict[str, Any] = {"t": "pong"}
+                if fid is not None:
+                    pong["id"] = fid
+                conn.ordered(frame(pong, conn.codec))
                 return
+            conn.ordered((op, fid, m["t"]))
+        except ReplyError as exc:
+            conn.ordered(self._refusal(conn, fid, exc))
+            if exc.code in STRIKE_CODES and not conn.take_strike():
+                conn.bye("abuse")
+        except Exception:
+            log.exception("frame failed")
+            conn.ordered(self._refusal(conn, fid, ReplyError(INTERNAL, "internal error")))
 
-    def _refuse(self, conn: Connection, fid: int | None, exc: ReplyError) -> None:
+    async def run_op(self, conn: Connection, op: F.Op, fid: int | None, name: str) -> None:
+        """One queued op (Connection._work), its reply written when it is done."""
+        try:
+            started = time.perf_counter()
+            result = await self.ops.handle(conn.session, op)
+            self.metrics.op_time(name, time.perf_counter() - started)
+            if fid is not None:
+                reply: dict[str, Any] = {"t": "reply", "id": fid, "ok": True}
+                if result:
+                    reply.update(result)
+                conn.send_obj(reply)
+        except ReplyError as exc:
+            conn.send(self._refusal(conn, fid, exc), True)
+            if exc.code in STRIKE_CODES and not conn.take_strike():
+                conn.bye("abuse")
+        except Disconnect as exc:
+            conn.bye(exc.reason)
+        except Exception:
+            log.exception("op failed")
+            conn.send(self._refusal(conn, fid, ReplyError(INTERNAL, "internal error")), True)
+
+    def _refusal(self, conn: Connection, fid: int | None, exc: ReplyError) -> bytes:
         self.metrics.errors.labels(exc.code).inc()
         if fid is not None:
-            conn.send_obj({"t": "reply", "id": fid, "ok": False, "error": exc.as_dict()})
-        else:
-            conn.send_obj({"t": "error", "error": exc.as_dict()})
+            return frame({"t": "reply", "id": fid, "ok": False, "error": exc.as_dict()}, conn.codec)
+        return frame({"t": "error", "error": exc.as_dict()}, conn.codec)
 
     async def drain(self) -> None:
-        """Rolling restart: refuse new sockets, tell every viewer to reconnect elsewhere."""
+        """Rolling restart: refuse new sockets, tell every viewer to reconnect elsewhere, and
+        wait (at most server.drain_timeout_s) for the sockets to close: aiohttp no longer
+        knows them, so nothing else would wait for their close handshakes."""
         self.draining = True
         for conn in list(self.connections):
             conn.kick("draining")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.server.drain_timeout_s
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.transport.abort()
+        if self.connections:
+            await asyncio.sleep(0)  # their connection_lost calls
+
+    # -- heartbeat -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="ws-heartbeat")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+            self._sweeper = None
+
+    async def _sweep_loop(self) -> None:
+        """One timer for the whole hub instead of one per socket."""
+        lim = self.cfg.limits
+        interval = max(0.05, min(10.0, lim.ping_after_s / 3))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep(time.monotonic())
+            except Exception:
+                log.exception("heartbeat sweep failed")
+
+    def sweep(self, now: float) -> None:
+        """Ping the sockets silent for ping_after_s; abort those silent for idle_timeout_s
+        (a pong, or any byte, counts as life)."""
+        lim = self.cfg.limits
+        for conn in list(self.connections):
+            silent = now - conn.last_rx
+            if silent >= lim.idle_timeout_s:
+                self.metrics.byes.labels("idle").inc()
+                conn.transport.abort()
+            elif silent >= lim.ping_after_s:
+                conn.ping()
