@@ -1,0 +1,332 @@
+"""Our own server side of RFC 6455 (web/connection.py, web/takeover.py), spoken to over raw
+sockets so that every byte on the wire is ours: fragments, the first frame in the upgrade
+packet, control frames, the close handshake, the hub-wide heartbeat, and no leaked entries."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+import time
+import uuid
+import zlib
+from typing import Any, Callable
+
+import aiohttp
+import msgpack
+
+from liveroom.redis_local import RedisProcess
+from liveroom.web.takeover import negotiate_deflate
+from tests.support import Client, HubProcess, t, token
+from tests.test_slow_viewer import metric
+
+
+def room() -> str:
+    return "wsp" + uuid.uuid4().hex[:8]
+
+
+def client_frame(payload: bytes, opcode: int = 2, fin: bool = True, rsv1: bool = False, masked: bool = True) -> bytes:
+    """One client frame, masked with a random key as RFC 6455 requires."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    mbit = 0x80 if masked else 0
+    if n < 126:
+        head = struct.pack("!BB", first, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", first, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", first, mbit | 127, n)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class RawClient:
+    """A WebSocket client on a plain blocking socket (run in a thread by the tests)."""
+
+    def __init__(self, port: int, room_: str, tok: str, extensions: str = "", first: bytes = b"") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=t(5))
+        key = base64.b64encode(os.urandom(16)).decode()
+        ext = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
+        request = (
+            f"GET /ws?room={room_}&token={tok} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
+        ).encode()
+        self.sock.sendall(request + first)  # `first`: frames in the same packet as the request
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            assert chunk, "closed during the handshake"
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.head = head.decode()
+        assert self.head.startswith("HTTP/1.1 101 "), self.head
+
+    def _need(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next server frame (inflated when compressed)."""
+        b0, b1 = self._need(2)
+        assert not b1 & 0x80, "server frames are not masked"
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._need(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._need(8))[0]
+        payload = self._need(n)
+        if b0 & 0x40:
+            payload = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+        return b0 & 0x0F, payload
+
+    def recv_msg(self) -> dict[str, Any]:
+        """The next data frame as a map (control frames are returned as such)."""
+        op, payload = self.recv_frame()
+        if op in (1, 2):
+            return msgpack.unpackb(payload)  # type: ignore[no-any-return]
+        return {"control": op, "payload": payload}
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def at_eof(self) -> bool:
+        """True once the server has closed the TCP connection."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+async def test_fragmented_frames_are_reassembled(hub: HubProcess) -> None:
+    """A comment split over three fragments, with a ping between them, is one op: the ping
+    is answered at once and the comment replied to."""
+    r_ = room()
+
+    def run() -> list[dict[str, Any]]:
+        c = RawClient(hub.port, r_, token("frag"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            body = msgpack.packb({"t": "comment", "id": 7, "text": "in three parts"})
+            c.send(client_frame(body[:5], opcode=2, fin=False))
+            c.send(client_frame(b"are you there", opcode=9))
+            c.send(client_frame(body[5:12], opcode=0, fin=False))
+            c.send(client_frame(body[12:], opcode=0, fin=True))
+            got = []
+            while not any(m.get("t") == "reply" for m in got):
+                got.append(c.recv_msg())
+            return got
+        finally:
+            c.close()
+
+    got = await in_thread(run)
+    assert {"control": 10, "payload": b"are you there"} in got
+    reply = [m for m in got if m.get("t") == "reply"][0]
+    assert reply["id"] == 7 and reply["ok"], reply
+
+
+async def test_first_frame_in_the_upgrade_packet_is_not_lost(hub: HubProcess) -> None:
+    """Frames sent in the same packet as the upgrade request (already read by aiohttp when
+    the socket changes hands) are answered, after the welcome and in order."""
+    r_ = room()
+    first = b"".join(
+        client_frame(msgpack.packb({"t": "comment", "id": i, "text": f"early {i}"})) for i in (1, 2, 3)
+    ) + client_frame(msgpack.packb({"t": "ping", "id": 4}))
+
+    def run() -> list[dict[str, Any]]:
+        c = RawClient(hub.port, r_, token("early"), first=first)
+        try:
+            got = [c.recv_msg()]
+            while len([m for m in got if m.get("t") in ("reply", "pong")]) < 4:
+                got.append(c.recv_msg())
+            return got
+        finally:
+            c.close()
+
+    got = await in_thread(run)
+    assert got[0]["t"] == "welcome"
+    answers = [m for m in got if m.get("t") in ("reply", "pong")]
+    assert [m["id"] for m in answers] == [1, 2, 3, 4]
+    assert all(m["ok"] for m in answers[:3]), answers
+    assert answers[3]["t"] == "pong"
+
+
+async def test_client_close_is_echoed_and_nothing_leaks(hub: HubProcess) -> None:
+    """The client's close frame is answered with the same code, the server closes TCP, and
+    the hub forgets the socket (connections gauge back where it was)."""
+    r_ = room()
+    before = await metric(hub.base, "liveroom_connections")
+
+    def run() -> tuple[int, bytes, bool]:
+        c = RawClient(hub.port, r_, token("closer"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            c.send(client_frame(struct.pack("!H", 4001) + b"done", opcode=8))
+            while True:
+                op, payload = c.recv_frame()
+                if op == 8:
+                    break
+            return op, payload, c.at_eof()
+        finally:
+            c.close()
+
+    op, payload, eof = await in_thread(run)
+    assert struct.unpack("!H", payload[:2])[0] == 4001
+    assert eof
+    deadline = time.monotonic() + t(5)
+    while await metric(hub.base, "liveroom_connections") != before:
+        assert time.monotonic() < deadline, "the closed socket is still counted"
+        await asyncio.sleep(0.1)
+
+
+async def test_protocol_violations_close_the_socket(hub: HubProcess) -> None:
+    """An unmasked client frame: close 1002. A message over max_frame_bytes in fragments
+    (none of them too large alone): `bye too_large`, close 1009."""
+    r_ = room()
+
+    def unmasked() -> int:
+        c = RawClient(hub.port, r_, token("u1"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            c.send(client_frame(msgpack.packb({"t": "ping"}), masked=False))
+            while True:
+                op, payload = c.recv_frame()
+                if op == 8:
+                    return int(struct.unpack("!H", payload[:2])[0])
+        finally:
+            c.close()
+
+    def too_large() -> tuple[dict[str, Any], int]:
+        c = RawClient(hub.port, r_, token("u2"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            for _ in range(3):
+                c.send(client_frame(b"x" * 4000, opcode=2 if _ == 0 else 0, fin=False))
+            bye: dict[str, Any] = {}
+            while True:
+                op, payload = c.recv_frame()
+                if op == 2:
+                    bye = msgpack.unpackb(payload)
+                if op == 8:
+                    c.send(client_frame(payload, opcode=8))
+                    return bye, int(struct.unpack("!H", payload[:2])[0])
+        finally:
+            c.close()
+
+    assert await in_thread(unmasked) == 1002
+    bye, code = await in_thread(too_large)
+    assert bye == {"t": "bye", "reason": "too_large", "reconnect": False}
+    assert code == 1009
+
+
+async def test_deflate_negotiation_and_compressed_client_frames(hub: HubProcess) -> None:
+    """permessage-deflate is answered without context takeover either way (and with the
+    client's server_max_window_bits); a compressed client frame is inflated."""
+    r_ = room()
+
+    def run() -> tuple[str, dict[str, Any], dict[str, Any]]:
+        c = RawClient(hub.port, r_, token("z"), extensions="permessage-deflate; server_max_window_bits=10")
+        try:
+            welcome = c.recv_msg()
+            comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+            body = comp.compress(msgpack.packb({"t": "comment", "id": 1, "text": "squeezed"})) + comp.flush(zlib.Z_SYNC_FLUSH)
+            c.send(client_frame(body[:-4], rsv1=True))
+            while True:
+                m = c.recv_msg()
+                if m.get("t") == "reply":
+                    return c.head, welcome, m
+        finally:
+            c.close()
+
+    head, welcome, reply = await in_thread(run)
+    ext = [line for line in head.split("\r\n") if line.lower().startswith("sec-websocket-extensions")][0]
+    assert "server_no_context_takeover" in ext and "client_no_context_takeover" in ext
+    assert "server_max_window_bits=10" in ext
+    assert welcome["t"] == "welcome"
+    assert reply["ok"], reply
+
+
+def test_negotiate_deflate() -> None:
+    assert negotiate_deflate("") == (0, "")
+    assert negotiate_deflate("x-webkit-deflate-frame")[0] == 0
+    wbits, ext = negotiate_deflate("permessage-deflate; client_max_window_bits")
+    assert wbits == 15 and "server_max_window_bits" not in ext
+    assert negotiate_deflate("permessage-deflate; server_max_window_bits=8")[0] == 0
+    assert negotiate_deflate("permessage-deflate; server_max_window_bits=8, permessage-deflate")[0] == 15
+    assert negotiate_deflate("permessage-deflate; bogus=1")[0] == 0
+
+
+async def test_heartbeat_pings_and_closes_a_silent_client(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """A client that never answers is pinged after ping_after_s and closed after
+    idle_timeout_s by the hub-wide sweep; one that answers pings (aiohttp's autoping) stays."""
+    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_PING_AFTER_S="0.4", LIVEROOM_IDLE_TIMEOUT_S="1.5")
+    r_ = room()
+    alive = await Client.connect(h.base, r_, token("alive"))
+
+    def silent() -> tuple[list[int], float]:
+        c = RawClient(h.port, r_, token("silent"))
+        start = time.monotonic()
+        try:
+            ops = []
+            c.sock.settimeout(t(10))
+            while True:
+                try:
+                    op, _ = c.recv_frame()
+                except (EOFError, ConnectionResetError):
+                    return ops, time.monotonic() - start
+                ops.append(op)
+        finally:
+            c.close()
+
+    try:
+        ops, lasted = await in_thread(silent)
+        assert 9 in ops  # pinged
+        assert 1.2 < lasted < t(6), lasted
+        await asyncio.sleep(0.5)
+        assert not alive.closed.is_set()
+        assert (await alive.call("comment", text="still here"))["ok"]
+    finally:
+        await alive.close()
+
+
+async def test_aiohttp_client_close_code_after_bye(hub: HubProcess) -> None:
+    """A server `bye` arrives before the close frame, whose code is the bye's (1009 here),
+    also for a client that did not negotiate deflate."""
+    c = await Client.connect(hub.base, room(), token("big"), compress=0)
+    try:
+        await c.ws.send_bytes(msgpack.packb({"t": "comment", "text": "y" * 9000}))
+        await asyncio.wait_for(c.closed.wait(), t(5))
+        assert c.last_frame("bye") == {"t": "bye", "reason": "too_large", "reconnect": False}
+        assert c.ws.close_code == 1009
+    finally:
+        await c.close()
+
+
+async def test_plain_http_get_on_ws_is_refused(hub: HubProcess) -> None:
+    """An admitted request without the upgrade headers is a 400, not a hang."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(hub.base + "/ws", params={"room": room(), "token": token("p")}) as r:
+            assert r.status == 400
