@@ -330,3 +330,41 @@ async def test_plain_http_get_on_ws_is_refused(hub: HubProcess) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(hub.base + "/ws", params={"room": room(), "token": token("p")}) as r:
             assert r.status == 400
+
+
+async def test_a_burst_of_frames_is_answered_in_order(hub: HubProcess) -> None:
+    """200 frames in one write (more than the inbox holds: reading pauses and resumes), with
+    ops that await Redis, pings answered without it, and garbage: every answer comes in the
+    order of the frames."""
+    r_ = room()
+    frames = []
+    expect: list[Any] = []
+    for i in range(1, 201):
+        if i % 20 == 0:
+            frames.append(client_frame(b"\xc1"))  # undecodable, no id: an `error`
+            expect.append("error")
+        elif i % 3 == 0:
+            frames.append(client_frame(msgpack.packb({"t": "ping", "id": i})))
+            expect.append(("pong", i))
+        else:
+            frames.append(client_frame(msgpack.packb({"t": "like", "id": i, "n": 1})))
+            expect.append(("reply", i))
+
+    def run() -> list[Any]:
+        c = RawClient(hub.port, r_, token("burst"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            c.send(b"".join(frames))
+            got: list[Any] = []
+            while len(got) < len(expect):
+                m = c.recv_msg()
+                if m.get("t") == "error":
+                    got.append("error")
+                elif m.get("t") in ("reply", "pong"):
+                    assert m.get("ok", True), m
+                    got.append((m["t"], m["id"]))
+            return got
+        finally:
+            c.close()
+
+    assert await in_thread(run) == expect

@@ -169,7 +169,7 @@ class Connection(asyncio.Protocol):
 
     def ping(self) -> None:
         """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life."""
-        if not self.closed:
+        if not self.closed and not self.transport.is_closing():
             self.transport.write(PING_FRAME)
 
     def _close(self, code: int | None, reason: bytes = b"", before: bytes = b"") -> None:
@@ -306,7 +306,7 @@ class Connection(asyncio.Protocol):
 
     def _control(self, op: int, payload: bytes) -> None:
         if op == OP_PING:
-            if not self.closed:
+            if not self.closed and not self.transport.is_closing():
                 self.transport.write(ws_frame(payload, OP_PONG))
         elif op == OP_CLOSE:
             if len(payload) == 1:
