@@ -368,3 +368,12 @@ async def test_a_burst_of_frames_is_answered_in_order(hub: HubProcess) -> None:
             c.close()
 
     assert await in_thread(run) == expect
+
+
+def test_unmask_matches_the_definition() -> None:
+    """The big-integer XOR equals RFC 6455's byte-by-byte definition, at every length mod 4."""
+    from liveroom.protocol.codec import unmask
+
+    for n in list(range(0, 20)) + [125, 126, 4095, 8192]:
+        data, key = os.urandom(n), os.urandom(4)
+        assert unmask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
