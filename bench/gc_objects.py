@@ -1,14 +1,15 @@
 """What one idle viewer costs the hub in objects CPython's cycle collector must walk, and how
 long a full (generation 2) collection then takes.
 
-The fan-out benchmark at 10,000 viewers shows latency spikes of a few hundred ms that the
-profile puts in `gc.collect` (generation 2), not in our code: a full collection walks every
-tracked object, and each connection keeps a few dozen of them alive (aiohttp's request,
-protocol, parser, reader, writer and their tasks and coroutines, plus ours). This tool runs a
-hub in this process (its own Redis), connects --viewers idle viewers from a child process
-(bench/wsclient.py), and prints the per-connection count by type and the time of one full
-collection, so that the figure in RESULTS.md can be checked and a change that adds objects
-per connection shows up.
+A full collection walks every tracked object and touches everything they reference, and it
+stops the hub while it runs. With aiohttp serving each socket (request, protocol, parser,
+reader, writer, a task and its coroutines) that was 72 objects and 421 references per
+connection, 45 us each: a 0.5 s stall at 10,000 viewers, which set the fan-out p99. Since
+the socket is handed to our own protocol after the upgrade (web/takeover.py) it is ~10
+objects and ~67 references. This tool runs a hub in this process (its own Redis), connects
+--viewers idle viewers from a child process (bench/wsclient.py), and prints the
+per-connection count by type and the time of one full collection, so that a change that
+adds objects per connection shows up.
 
     .venv/bin/python bench/gc_objects.py --viewers 2000
 """
