@@ -55,8 +55,8 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
-        # a full collection stops the hub for ~45 us per connection (bench/gc_objects.py):
-        # at 10,000 viewers that is the latency spike an operator needs to see
+        # a full collection stops the whole hub, ~5 us per connection it holds (it was 45 us
+        # while aiohttp served the sockets, bench/gc_objects.py): a stall worth seeing
         self.gc_pause = Histogram(
             "liveroom_gc_pause_seconds",
             "Time the hub stood still in CPython's cycle collector",
