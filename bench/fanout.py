@@ -706,53 +706,44 @@ def commenter_proc(
                     st["sent"] += 1
                     k += 1
 
-            async def likes() -> None:
+            async def paced(per_s: float, send: Callable[[int], Any], errs: dict[str, int]) -> None:
+                """send(m) for m = 0, 1, ... at `per_s` a second until the end of the window."""
                 m = 0
                 while not stop_evt.is_set():
-                    at = t0 + m / likes_rate
+                    at = t0 + m / per_s
                     if at >= end:
                         return
                     delay = at - time.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    ws = socks[m % n]
                     try:
-                        if kind == "liveroom":
-                            await ws.send_bytes(msgpack.packb({"t": "like", "n": 5}))
-                        else:
-                            await ws.send_str("42" + json.dumps(["like", {"n": 5}]))
-                    except (ConnectionError, RuntimeError) as exc:
-                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                        await send(m)
+                    except (ConnectionError, RuntimeError) as exc:  # the hub went away: report, stop
+                        errs[type(exc).__name__] = errs.get(type(exc).__name__, 0) + 1
                         return
-                    st["likes_sent"] += 1
                     m += 1
 
-            async def buys() -> None:
-                m = 0
-                while not stop_evt.is_set():
-                    at = t0 + m / buys_rate
-                    if at >= end:
-                        return
-                    delay = at - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    next_id[0] += 1
-                    bid = next_id[0]
-                    frame = {"t": "buy", "id": bid, "sale": sale, "qty": 1, "key": f"k{bid}"}
-                    try:
-                        await bsocks[m % len(bsocks)].send_bytes(msgpack.packb(frame))
-                    except (ConnectionError, RuntimeError) as exc:
-                        buy_errors[type(exc).__name__] = buy_errors.get(type(exc).__name__, 0) + 1
-                        return
-                    buy_pending[bid] = time.time()
-                    bst["sent"] += 1
-                    m += 1
+            async def like(m: int) -> None:
+                ws = socks[m % n]
+                if kind == "liveroom":
+                    await ws.send_bytes(msgpack.packb({"t": "like", "n": 5}))
+                else:
+                    await ws.send_str("42" + json.dumps(["like", {"n": 5}]))
+                st["likes_sent"] += 1
+
+            async def buy(m: int) -> None:
+                next_id[0] += 1
+                bid = next_id[0]
+                frame = {"t": "buy", "id": bid, "sale": sale, "qty": 1, "key": f"k{bid}"}
+                await bsocks[m % len(bsocks)].send_bytes(msgpack.packb(frame))
+                buy_pending[bid] = time.time()
+                bst["sent"] += 1
 
             jobs = [comments(j) for j in range(n)] if rate > 0 else []
             if likes_rate > 0:
-                jobs.append(likes())
+                jobs.append(paced(likes_rate, like, errors))
             if buys_rate > 0 and bsocks:
-                jobs.append(buys())
+                jobs.append(paced(buys_rate, buy, buy_errors))
             await asyncio.gather(*jobs)
             deadline = time.time() + ack_wait
             while (pending or buy_pending) and time.time() < deadline:

@@ -29,6 +29,7 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any, Union
 
+from liveroom.core.rules import take_token
 from liveroom.errors import BYE, CLOSE_TOO_BIG
 from liveroom.protocol.codec import (
     OP_CLOSE,
@@ -396,21 +397,15 @@ class Connection(asyncio.Protocol):
         if lim.frame_rate <= 0:
             return True
         now = time.monotonic()
-        tokens = min(float(max(lim.frame_burst, 1)), self.frame_tokens + (now - self.frame_stamp) * lim.frame_rate)
+        ok, self.frame_tokens = take_token(self.frame_tokens, now - self.frame_stamp, lim.frame_rate, lim.frame_burst)
         self.frame_stamp = now
-        if tokens >= 1.0:
-            self.frame_tokens = tokens - 1.0
-            return True
-        self.frame_tokens = tokens
-        return False
+        return ok
 
     def take_strike(self) -> bool:
         """Patience: max_strikes bad or refused frames, regrowing one per second."""
         now = time.monotonic()
-        tokens = min(float(max(self.endpoint.cfg.limits.max_strikes, 1)), self.strike_tokens + (now - self.strike_stamp))
+        ok, self.strike_tokens = take_token(
+            self.strike_tokens, now - self.strike_stamp, 1.0, self.endpoint.cfg.limits.max_strikes
+        )
         self.strike_stamp = now
-        if tokens >= 1.0:
-            self.strike_tokens = tokens - 1.0
-            return True
-        self.strike_tokens = tokens
-        return False
+        return ok
