@@ -30,7 +30,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Union
 
 from liveroom.core.rules import take_token
-from liveroom.errors import BYE, CLOSE_TOO_BIG
+from liveroom.errors import BYE
 from liveroom.protocol.codec import (
     OP_CLOSE,
     OP_PING,
