@@ -116,12 +116,12 @@ async def main(n: int, top: int) -> None:
             f"{n + 1}: {1000 * (full_ms - base_ms) / n:.1f} us per connection"
         )
         print("per connection, by type:            objects   references")
-        for name, c in (after - before).most_common(top):
-            print(f"  {name:32} {c / n:7.2f} {(ra[name] - rb[name]) / n:12.2f}")
+        for name, count in (after - before).most_common(top):
+            print(f"  {name:32} {count / n:7.2f} {(ra[name] - rb[name]) / n:12.2f}")
     finally:
-        for c in clients:
-            c.kill()
-            await c.wait()
+        for proc in clients:
+            proc.kill()
+            await proc.wait()
         await runner.cleanup()
         rp.stop()
 
