@@ -104,13 +104,20 @@ async def test_deflate_and_plain_viewers_see_the_same(hub: HubProcess) -> None:
     room = "z" + uuid.uuid4().hex[:8]
     zipped = await Client.connect(hub.base, room, token("a"))
     plain = await Client.connect(hub.base, room, token("b"), compress=0)
+    # offers server_max_window_bits=10: the hub compresses this socket's frames with a
+    # 1 KB window, and this client compresses what it sends (inflated by the hub)
+    small = await Client.connect(hub.base, room, token("c"), compress=10)
     try:
-        assert zipped.ws.compress == 15 and plain.ws.compress == 0
-        for i in range(5):
+        # (aiohttp's client reports its own window here, 15, whatever the hub's is)
+        assert zipped.ws.compress == 15 and plain.ws.compress == 0 and small.ws.compress == 15
+        for i in range(4):
             assert (await plain.call("comment", text=f"long comment {i} " + "ha" * 80))["ok"]
-        for c in (zipped, plain):
+        assert (await small.call("comment", text="squeezed " + "ho" * 90))["ok"]
+        for c in (zipped, plain, small):
             await c.wait_for(lambda c=c: len(c.of_type("comment")) == 5, what="five comments")
-        assert zipped.of_type("comment") == plain.of_type("comment")
+        assert zipped.of_type("comment") == plain.of_type("comment") == small.of_type("comment")
+        assert zipped.of_type("comment")[-1]["text"] == "squeezed " + "ho" * 90
     finally:
         await zipped.close()
         await plain.close()
+        await small.close()
