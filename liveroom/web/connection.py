@@ -81,7 +81,6 @@ class Connection(asyncio.Protocol):
         "closed",
         "state",
         "ready",
-        "joined",
         "buf",
         "skip",
         "frag",
@@ -110,8 +109,7 @@ class Connection(asyncio.Protocol):
         self.max_frame = lim.max_frame_bytes
         self.closed = False  # nothing more may be sent (close frame written, or socket gone)
         self.state = OPEN
-        self.ready = False  # joined the room: queued frames may run
-        self.joined = False
+        self.ready = False  # joined the room (hub.leave is owed): queued frames may run
         self.buf = b""  # an incomplete frame, until the rest arrives
         self.skip = 0  # bytes of an oversized frame still to discard
         self.frag: bytes | None = None  # the message being reassembled from fragments

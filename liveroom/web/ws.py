@@ -158,7 +158,6 @@ class WsEndpoint:
         if conn.state == LOST:
             self.hub.leave(conn, session.room)  # it went away while joining
         else:
-            conn.joined = True
             conn.open()
         return Detached()
 
@@ -166,8 +165,7 @@ class WsEndpoint:
         """The socket is gone (Connection.connection_lost): forget everything about it."""
         if conn not in self.connections:
             return
-        if conn.joined:
-            conn.joined = False
+        if conn.ready:  # joined; a socket lost while joining is left by `handle`
             self.hub.leave(conn, conn.session.room)
         self.connections.discard(conn)
         self._per_ip[conn.ip] -= 1
@@ -176,15 +174,12 @@ class WsEndpoint:
         self.metrics.connections.dec()
 
     def on_message(self, conn: Connection, data: bytes | str) -> None:
-        """One client message, at once: checks that need no I/O (size, decode, parse, rate)
-        answer here; ops are queued in order (Connection.ordered) and run by `run_op`."""
-        lim = self.cfg.limits
-        if len(data) > lim.max_frame_bytes:
-            conn.bye("too_large")
-            return
+        """One client message, at once: checks that need no I/O (decode, parse, rate) answer
+        here; ops are queued in order (Connection.ordered) and run by `run_op`. Its size was
+        checked by the Connection (over max_frame_bytes never arrives here)."""
         fid: int | None = None
         try:
-            m = decode(data, conn.codec, lim.max_frame_bytes)
+            m = decode(data, conn.codec, self.cfg.limits.max_frame_bytes)
             fid = F.frame_id(m)
             op = F.parse(m)
             if not conn.take_frame():
