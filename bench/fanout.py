@@ -224,14 +224,16 @@ def hub_metrics(port: int) -> dict[str, float]:
 # -- clients (run in the load processes) -------------------------------------------------------
 
 
-def _gc_stats(ports: list[int]) -> dict[str, float]:
-    """Generation-2 (full) collections so far in the hubs, and their seconds."""
-    n = s = 0.0
+def hubs_metrics(ports: list[int]) -> dict[str, float]:
+    """hub_metrics summed over the hubs."""
+    out: dict[str, float] = {}
     for port in ports:
-        m = hub_metrics(port)
-        n += m.get("liveroom_gc_pause_seconds_count_gen2", 0.0)
-        s += m.get("liveroom_gc_pause_seconds_sum_gen2", 0.0)
-    return {"n": n, "s": s}
+        for k, v in hub_metrics(port).items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+GC_FULL_N, GC_FULL_S = "liveroom_gc_pause_seconds_count_gen2", "liveroom_gc_pause_seconds_sum_gen2"
 
 
 def _record(hist: list[int], lat: float) -> None:
@@ -912,7 +914,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         go_evt.set()
         time.sleep(max(0.0, start - time.time()))
         watched = hub_ps + load_ps + [comm_ps, redis_ps]
-        gc0 = _gc_stats(ports) if kind == "liveroom" else {}
+        m0 = hubs_metrics(ports) if kind == "liveroom" else {}  # the full collections so far
         c0 = _cpu(watched)
         psutil.cpu_times_percent(None)  # machine-wide, from here
         _, cres = _get(q, "commenters", a.duration + 60, watch)
@@ -947,12 +949,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         machine = psutil.cpu_times_percent(None)
         used = [y - x for x, y in zip(c0, c1)]
         window = end - start
-        metrics: dict[str, float] = {}
-        gc1 = _gc_stats(ports) if kind == "liveroom" else {}
-        if kind == "liveroom":
-            for port in ports:
-                for k, v in hub_metrics(port).items():
-                    metrics[k] = metrics.get(k, 0.0) + v
+        metrics = hubs_metrics(ports) if kind == "liveroom" else {}
 
         stop_evt.set()
         watch = [w for w in watch if w[0] != "the commenter process"]  # may finish now
@@ -1025,10 +1022,10 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "machine_busy_pct": round(100 - machine.idle, 1),
             "machine_steal_pct": round(getattr(machine, "steal", 0.0), 1),
         }
-        if gc1:
+        if metrics:
             # full collections in the hub(s) from the first comment to the end of the drain
-            res["gc_full_collections"] = int(gc1["n"] - gc0.get("n", 0))
-            res["gc_full_seconds"] = round(gc1["s"] - gc0.get("s", 0.0), 3)
+            res["gc_full_collections"] = int(metrics.get(GC_FULL_N, 0.0) - m0.get(GC_FULL_N, 0.0))
+            res["gc_full_seconds"] = round(metrics.get(GC_FULL_S, 0.0) - m0.get(GC_FULL_S, 0.0), 3)
         if sale is not None:
             b = cres["buys"]
             bh = {int(k): v for k, v in b["hist"].items()}
