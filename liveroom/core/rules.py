@@ -34,13 +34,13 @@ def clean_text(text: str, max_chars: int) -> str:
     return cleaned
 
 
-def take_token(tokens: float, elapsed: float, rate: float, burst: float) -> tuple[bool, float]:
-    """One token from a bucket holding `tokens`, refilled at `rate`/s for `elapsed` s up to
+def take_token(tokens: float, elapsed: float, rate: float, burst: float, n: float = 1.0) -> tuple[bool, float]:
+    """`n` tokens from a bucket holding `tokens`, refilled at `rate`/s for `elapsed` s up to
     `burst`: (taken, tokens left). A function, so that a connection can keep its buckets as
     two floats each instead of two more objects per viewer."""
     tokens = min(max(burst, 1.0), tokens + elapsed * rate)
-    if tokens >= 1.0:
-        return True, tokens - 1.0
+    if tokens >= n:
+        return True, tokens - n
     return False, tokens
 
 
@@ -59,12 +59,9 @@ class TokenBucket:
         if self.rate <= 0:
             return True
         now = time.monotonic() if now is None else now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        ok, self.tokens = take_token(self.tokens, now - self.stamp, self.rate, self.burst, n)
         self.stamp = now
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
+        return ok
 
 
 class CommentSampler:
