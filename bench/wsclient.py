@@ -18,6 +18,8 @@ import zlib
 from typing import Callable
 from urllib.parse import urlencode
 
+from liveroom.protocol.codec import unmask
+
 TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 
 OnMessage = Callable[["WSClient", int, bytes], None]  # (socket, opcode, payload)
@@ -33,10 +35,7 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
     else:
         head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
     key = os.urandom(4)
-    if n:
-        mask = int.from_bytes((key * (n // 4 + 1))[:n], "big")
-        payload = (int.from_bytes(payload, "big") ^ mask).to_bytes(n, "big")
-    return head + key + payload
+    return head + key + unmask(payload, key)  # masking and unmasking are the same XOR
 
 
 class WSClient(asyncio.Protocol):
