@@ -48,6 +48,12 @@ class Metrics:
         self.sampled_out = Counter("liveroom_sampled_out", "Comments not sent to a viewer (cap)", registry=r)
         self.slow_skips = Counter("liveroom_slow_skips", "Batches skipped for a slow viewer", registry=r)
         self.repairs = Counter("liveroom_repairs", "Seq gaps repaired from history", registry=r)
+        self.resets = Counter(
+            "liveroom_room_resets", "Rooms started over under a new epoch (their Redis data was lost)", registry=r
+        )
+        self.dropped_events = Counter(
+            "liveroom_dropped_events", "Events that could not be encoded for viewers (a bug: see the log)", registry=r
+        )
         self.op_seconds = Histogram(
             "liveroom_op_seconds",
             "Time to answer an op",

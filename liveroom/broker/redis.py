@@ -456,11 +456,14 @@ class RedisBroker:
             online = int(await self._script("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), *a, *g]))
         return online
 
-    async def presence_beat(self, room: str, ttl_ms: int) -> tuple[int, list[str]]:
-        """(online, ids of dead hubs to reap)."""
+    async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> tuple[int, bool, list[str]]:
+        """(online, whether this hub's users are missing from Redis, ids of dead hubs to
+        reap). `expect`: how many users this hub holds in the room (-1: don't check)."""
         k = K.room_keys(room)
-        out = await self._script("presence_beat", room, [k.hubs, k.ref, k.meta], [self.hub_id, ttl_ms])
-        return int(out[0]), [h.decode() for h in out[1:]]
+        out = await self._script(
+            "presence_beat", room, [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id)], [self.hub_id, ttl_ms, expect]
+        )
+        return int(out[0]), bool(int(out[1])), [h.decode() for h in out[2:]]
 
     async def presence_reap(self, room: str, hub_id: str) -> int:
         k = K.room_keys(room)

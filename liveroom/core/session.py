@@ -21,3 +21,7 @@ class Session:
 
     def user(self) -> dict[str, str]:
         return {"id": self.identity.id, "name": self.identity.name}
+
+    def welcome_user(self) -> dict[str, str]:
+        """The `user` of a `welcome`: who the server took the client for."""
+        return {"id": self.identity.id, "name": self.identity.name, "role": self.role}

@@ -145,7 +145,7 @@ class WsEndpoint:
         if tail:
             conn.data_received(tail)  # e.g. a first frame sent with the upgrade request
 
-        user = {"id": session.identity.id, "name": session.identity.name, "role": session.role}
+        user = session.welcome_user()
         try:
             await self.hub.join(conn, session.room, user, since, epoch)
         except Unavailable as exc:
