@@ -77,10 +77,24 @@ class AutoPipeline:
     async def _run(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         conn = None
         try:
+            # Each command packed on its own: one that cannot be encoded (a bug, or input
+            # that escaped the checks at the edge) fails alone, never its batch-mates.
+            packed: list[bytes] = []
+            sent: list[asyncio.Future[Any]] = []
+            for args, fut in batch:
+                try:
+                    packed.append(pack(args))
+                except Exception as exc:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                else:
+                    sent.append(fut)
+            if not sent:
+                return
             async with asyncio.timeout(self._timeout):
                 conn = await self._pool.get_connection()
-                await conn.send_packed_command(b"".join([pack(args) for args, _ in batch]), check_health=False)
-                for _, fut in batch:
+                await conn.send_packed_command(b"".join(packed), check_health=False)
+                for fut in sent:
                     try:
                         # math.inf: no per-read timeout context; the batch's covers them all
                         reply = await conn.read_response(timeout=math.inf)
