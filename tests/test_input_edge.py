@@ -4,18 +4,75 @@ never fails other users' ops batched with it on the way to Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 import uuid
 from typing import Any, Callable
 
-import pytest
+import aiohttp
+import jwt
 
 from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, t, token
+from tests.support import SECRET, Client, HubProcess, t, token
 
 
 def room() -> str:
     return "edge" + uuid.uuid4().hex[:8]
+
+
+async def test_lone_surrogate_flood_hurts_nobody_else(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """A viewer looping `buy` with key "\\ud800" (JSON codec) while 20 users comment and 20
+    buy: nobody else gets `internal`, the hub logs no traceback, the attacker gets
+    `bad_field` and then `bye abuse` (frame rate at its default)."""
+    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0")
+    r_ = room()
+    host = await Client.connect(h.base, r_, token("shop", role="host", rooms=[r_]))
+    r = await host.call("sale_create", sku="S1", title="Jacket", price=100, stock=1000, limit=1)
+    assert r["ok"], r
+    sale = r["sale"]
+    commenters = [await Client.connect(h.base, r_, token(f"c{i}")) for i in range(20)]
+    buyers = [await Client.connect(h.base, r_, token(f"b{i}")) for i in range(20)]
+    attacker = await Client.connect(h.base, r_, token("mallory"), codec="json")
+    # the raw frame: json.dumps would escape it the same way, "\ud800" on the wire
+    bad = '{"t":"buy","id":%d,"sale":"%s","key":"\\ud800"}'
+    stop = asyncio.Event()
+
+    async def attack() -> None:
+        """At 20 frames/s, the default frame rate (never `rate_limited`), until the hub
+        cuts the attacker off (or the test gives up)."""
+        i = 0
+        while not stop.is_set() and not attacker.closed.is_set():
+            i += 1
+            try:
+                await attacker.ws.send_str(bad % (i, sale))
+            except (ConnectionError, RuntimeError):
+                return
+            await asyncio.sleep(0.05)
+
+    async def comment(c: Client) -> list[dict[str, Any]]:
+        return [await c.call("comment", text=f"hello {i}") for i in range(20)]
+
+    async def buy(c: Client, i: int) -> dict[str, Any]:
+        return await c.call("buy", sale=sale, qty=1, key=f"k{i}")
+
+    try:
+        attack_task = asyncio.create_task(attack())
+        await attacker.wait_for(lambda: 1 in attacker.replies, what="the attacker's first reply")
+        results = await asyncio.gather(
+            *(comment(c) for c in commenters), *(buy(c, i) for i, c in enumerate(buyers))
+        )
+        replies = [r for rs in results[:20] for r in rs] + list(results[20:])  # type: ignore[arg-type]
+        failed = [r["error"]["code"] for r in replies if not r["ok"]]
+        assert failed == [], failed
+        await asyncio.wait_for(attacker.closed.wait(), t(10))  # strikes: 20, regrowing 1/s
+        await attack_task
+        codes = {f["error"]["code"] for f in attacker.frames if f["t"] == "reply" and not f["ok"]}
+        assert codes <= {"bad_field", "rate_limited"} and "bad_field" in codes, codes
+        assert attacker.last_frame("bye") == {"t": "bye", "reason": "abuse", "reconnect": False}
+        assert "Traceback" not in h.log()
+    finally:
+        stop.set()
+        for c in (host, attacker, *commenters, *buyers):
+            await c.close()
 
 
 async def test_pipeline_command_that_cannot_be_packed_fails_alone(redis1: RedisProcess) -> None:
@@ -44,3 +101,70 @@ async def test_pipeline_command_that_cannot_be_packed_fails_alone(redis1: RedisP
     finally:
         await pipe.close()
         await pool.disconnect()
+
+
+def _mp_str(raw: bytes) -> bytes:
+    """A msgpack str (fixstr) carrying raw bytes, valid UTF-8 or not."""
+    assert len(raw) < 32
+    return bytes([0xA0 | len(raw)]) + raw
+
+
+async def test_invalid_text_anywhere_is_bad_field(hub: HubProcess) -> None:
+    """Invalid UTF-8 (msgpack) or a lone surrogate (JSON), in a field, a nested value or a
+    map key, in a WebSocket frame, an HTTP body or a URL: `bad_field`, the frame's id kept."""
+    r_ = room()
+    mp = await Client.connect(hub.base, r_, token("u"))
+    js = await Client.connect(hub.base, r_, token("j"), codec="json")
+    try:
+        bad = _mp_str(b"\xed\xa0\x80")  # a UTF-8-encoded surrogate: not valid UTF-8
+        # {"t":"comment","id":101,"text":<bad>}
+        frames = [
+            b"\x83" + _mp_str(b"t") + _mp_str(b"comment") + _mp_str(b"id") + b"\x65" + _mp_str(b"text") + bad,
+            # {"t":"comment","id":102,"text":"ok",<bad>:1}: a bad key in an ignored field
+            b"\x84" + _mp_str(b"t") + _mp_str(b"comment") + _mp_str(b"id") + b"\x66"
+            + _mp_str(b"text") + _mp_str(b"ok") + bad + b"\x01",
+            # {"t":"comment","id":103,"text":"ok","x":[{"y":<bad \xff>}]}: nested
+            b"\x84" + _mp_str(b"t") + _mp_str(b"comment") + _mp_str(b"id") + b"\x67"
+            + _mp_str(b"text") + _mp_str(b"ok") + _mp_str(b"x") + b"\x91\x81" + _mp_str(b"y") + _mp_str(b"\xff"),
+        ]
+        for f in frames:
+            await mp.ws.send_bytes(f)
+        await mp.wait_for(lambda: {101, 102, 103} <= set(mp.replies), what="3 replies")
+        assert [mp.replies[i]["error"]["code"] for i in (101, 102, 103)] == ["bad_field"] * 3
+        await js.ws.send_str('{"t":"comment","id":101,"text":"\\udc00 hi"}')
+        await js.ws.send_str('{"t":"comment","id":102,"text":"hi","\\ud83d":1}')
+        await js.ws.send_str('{"t":"like","id":103,"n":1,"x":{"y":["\\ud800"]}}')
+        await js.wait_for(lambda: {101, 102, 103} <= set(js.replies), what="3 replies")
+        assert [js.replies[i]["error"]["code"] for i in (101, 102, 103)] == ["bad_field"] * 3
+        # a surrogate pair, as JSON escapes an emoji, is fine
+        await js.ws.send_str('{"t":"comment","id":104,"text":"\\ud83d\\ude00 ok"}')
+        await js.wait_for(lambda: 104 in js.replies, what="reply")
+        assert js.replies[104]["ok"], js.replies[104]
+
+        host = token("h", role="host", rooms=[r_])
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host}"}) as s:
+            for body in (b'{"text":"\\ud800"}', b'{"text":"ok","\\udfff":1}', b'{"text":"\xed\xa0\x80"}'):
+                async with s.post(f"{hub.base}/api/rooms/{r_}/notices", data=body) as resp:
+                    assert resp.status == 400, body
+                    assert (await resp.json())["error"]["code"] == "bad_field", body
+            for path in ("%ED%A0%80", "s1%0A", "s%FF"):
+                async with s.post(f"{hub.base}/api/rooms/{r_}/sales/{path}/close") as resp:
+                    assert resp.status == 400, path
+                    assert (await resp.json())["error"]["code"] == "bad_field", path
+                async with s.get(f"{hub.base}/api/rooms/{r_}/sales/{path}") as resp:
+                    assert resp.status == 400, path
+        # a token whose sub is a lone surrogate (a backend passing a nickname through)
+        weird = jwt.encode({"sub": "\ud800", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+        async with aiohttp.ClientSession() as s:
+            async with s.get(hub.base + "/ws", params={"room": r_, "token": weird}) as resp:
+                assert resp.status == 401
+        await still_works(mp)
+        assert "Traceback" not in hub.log()
+    finally:
+        await mp.close()
+        await js.close()
+
+
+async def still_works(c: Client) -> None:
+    r = await c.call("comment", text="still here")
+    assert r["ok"], r

@@ -157,3 +157,68 @@ def test_resp_packing_matches_redis_py(args: list[object]) -> None:
     from liveroom.broker.pipeline import pack
 
     assert pack(("EVALSHA", *args)) == b"".join(Connection().pack_command("EVALSHA", *args))
+
+
+_any_text = st.text(alphabet=st.characters(), max_size=8)  # lone surrogates included
+_json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), _any_text, st.binary(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_any_text, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(_any_text, _json_like, max_size=5))
+def test_whatever_parses_can_be_encoded(m: dict[str, object]) -> None:
+    """Any map, lone surrogates and NaN included, with any `t`: a ReplyError, or an op whose
+    every string is valid UTF-8 (so the Redis packer and both codecs can carry it)."""
+    from liveroom.broker.pipeline import pack
+
+    for t in ("comment", "buy", "pin", "mute", "sale_create", "notice", "draw_start"):
+        try:
+            op = F.parse({**m, "t": t, "sale": "s1", "key": "k"} if t == "buy" else {**m, "t": t})
+        except ReplyError as exc:
+            assert exc.code in ("bad_field", "unknown_op")
+            continue
+        for v in op.__class__.__dataclass_fields__:
+            value = getattr(op, v)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                pack(("EVALSHA", value))
+        encode({"op": [getattr(op, v) for v in op.__class__.__dataclass_fields__]}, Codec.JSON)
+        msgpack.packb([getattr(op, v) for v in op.__class__.__dataclass_fields__])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"t": "comment", "text": "\ud800"},
+        {"t": "comment", "text": "ok", "\udfff": 1},
+        {"t": "like", "n": 1, "x": [{"y": "a\udc80"}]},
+        {"t": "like", "n": 1, "x": float("nan")},
+        {"t": "comment", "text": "x" * (F.MAX_STR + 1)},
+    ],
+)
+def test_check_input_refuses_bad_text_anywhere(frame: dict[str, object]) -> None:
+    with pytest.raises(ReplyError) as e:
+        F.parse(frame)
+    assert e.value.code == "bad_field"
+
+
+def test_check_input_bounds_nesting() -> None:
+    deep: object = "x"
+    for _ in range(F.MAX_INPUT_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(ReplyError):
+        F.check_input({"t": "like", "x": deep})
+    F.check_input({"t": "like", "x": [[["fine", "😀", {"k": 1.5}]]]})
+
+
+def test_json_decode_marks_non_finite_numbers() -> None:
+    """NaN/Infinity never come out of the JSON codec as floats; the frame is bad_field."""
+    for lit in ("NaN", "Infinity", "-Infinity"):
+        m = decode('{"t":"pin","id":1,"product":{"p":%s}}' % lit, Codec.JSON, 8192)
+        assert F.frame_id(m) == 1
+        with pytest.raises(ReplyError) as e:
+            F.parse(m)
+        assert e.value.code == "bad_field"
+    with pytest.raises(ValueError):
+        encode({"x": float("inf")}, Codec.JSON)
