@@ -4,12 +4,14 @@ never fails other users' ops batched with it on the way to Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any, Callable
 
 import aiohttp
 import jwt
+import msgpack
 
 from liveroom.redis_local import RedisProcess
 from tests.support import SECRET, Client, HubProcess, t, token
@@ -168,3 +170,109 @@ async def test_invalid_text_anywhere_is_bad_field(hub: HubProcess) -> None:
 async def still_works(c: Client) -> None:
     r = await c.call("comment", text="still here")
     assert r["ok"], r
+
+
+class StrictJsonClient(Client):
+    """A JSON viewer that parses like a browser: NaN/Infinity in a frame fail the test."""
+
+    def decode(self, data: bytes | str) -> dict[str, Any]:
+        def refuse(c: str) -> Any:
+            raise AssertionError(f"non-standard JSON constant {c} in a frame")
+
+        return json.loads(data, parse_constant=refuse)  # type: ignore[no-any-return]
+
+
+def _surrogate_mp(obj: Any) -> bytes:
+    """msgpack with a lone surrogate packed as its (invalid) UTF-8 bytes, as a client could."""
+    return msgpack.packb(obj, unicode_errors="surrogatepass")
+
+
+async def test_host_values_that_json_cannot_carry_are_bad_field(hub: HubProcess) -> None:
+    """Host values no browser could take (bytes keys, NaN, Infinity, 1e400, huge integers,
+    lone surrogates, too deep, too big), over msgpack, JSON and HTTP: each `bad_field` (HTTP
+    400); a JSON and a msgpack viewer then get the next good pin and notice, every JSON frame
+    parses strictly, a late JSON viewer joins, the hub logs no traceback."""
+    r_ = room()
+    tok = token("h", role="host", rooms=[r_])
+    host_mp = await Client.connect(hub.base, r_, tok)
+    host_js = await Client.connect(hub.base, r_, tok, codec="json")
+    viewer_js = await StrictJsonClient.connect(hub.base, r_, token("vj"), codec="json")
+    viewer_mp = await Client.connect(hub.base, r_, token("vm"))
+    try:
+        deep: Any = 1
+        for _ in range(10):
+            deep = {"k": deep}
+        mp_bad = [
+            {"t": "pin", "product": {"sku": "A", "spec": {b"color": "red"}}},
+            {"t": "pin", "product": {"sku": "A", "price": float("nan")}},
+            {"t": "pin", "product": {"sku": "A", "price": float("inf")}},
+            {"t": "pin", "product": {"sku": "A", "price": 2**63}},
+            {"t": "pin", "product": {"sku": "A", "title": "\ud800"}},
+            {"t": "pin", "product": {"sku": "A", "blob": b"\x00\x01"}},
+            {"t": "pin", "product": deep},
+            {"t": "pin", "product": {"sku": "A", "text": "x" * 5000}},
+            {"t": "sale_create", "sku": "A", "title": "\udc80", "price": 1, "stock": 1, "limit": 1},
+            {"t": "sale_create", "sku": "A", "title": 2**64 - 1, "price": 1, "stock": 1, "limit": 1},
+            {"t": "mute", "user": "\ud800", "seconds": 10},
+            {"t": "mute", "user": 2**64 - 1, "seconds": 10},
+            {"t": "notice", "text": "\ud800"},
+        ]
+        for i, f in enumerate(mp_bad):
+            await host_mp.ws.send_bytes(_surrogate_mp({**f, "id": 1000 + i}))
+        await host_mp.wait_for(lambda: all(1000 + i in host_mp.replies for i in range(len(mp_bad))), what="replies")
+        codes = [host_mp.replies[1000 + i].get("error", {}).get("code") for i in range(len(mp_bad))]
+        assert codes == ["bad_field"] * len(mp_bad), codes
+
+        js_bad = [
+            '{"t":"pin","product":{"sku":"A","price":NaN}}',
+            '{"t":"pin","product":{"sku":"A","price":Infinity}}',
+            '{"t":"pin","product":{"sku":"A","price":[-Infinity]}}',
+            '{"t":"pin","product":{"sku":"A","price":1e400}}',
+            '{"t":"pin","product":{"sku":"A","price":100000000000000000000000000000}}',
+            '{"t":"pin","product":{"sku":"A","title":"\\ud800"}}',
+            '{"t":"pin","product":{"sku":"A","\\udfff":1}}',
+            '{"t":"sale_create","sku":"A","title":"\\ud800","price":1,"stock":1,"limit":1}',
+            '{"t":"mute","user":"\\udc00","seconds":10}',
+            '{"t":"mute","user":100000000000000000000000000000,"seconds":10}',
+        ]
+        for i, f in enumerate(js_bad):
+            await host_js.ws.send_str(f[:-1] + f',"id":{1000 + i}}}')
+        await host_js.wait_for(lambda: all(1000 + i in host_js.replies for i in range(len(js_bad))), what="replies")
+        codes = [host_js.replies[1000 + i].get("error", {}).get("code") for i in range(len(js_bad))]
+        assert codes == ["bad_field"] * len(js_bad), codes
+
+        http_bad = [
+            ("pin", b'{"product":{"sku":"A","price":NaN}}'),
+            ("pin", b'{"product":{"sku":"A","price":-Infinity}}'),
+            ("pin", b'{"product":{"sku":"A","price":1e999}}'),
+            ("pin", b'{"product":{"sku":"A","price":100000000000000000000000000000}}'),
+            ("pin", b'{"product":{"sku":"A","title":"\\ud800"}}'),
+            ("pin", b'{"product":{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":1}}}}}}}}}}'),
+            ("sales", b'{"sku":"A","title":"\\ud800","price":1,"stock":1,"limit":1}'),
+            ("sales", b'{"sku":"A","title":"T","price":NaN,"stock":1,"limit":1}'),
+            ("mutes", b'{"user":"\\ud800","seconds":10}'),
+            ("notices", b'{"text":"\\udfff"}'),
+        ]
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tok}"}) as s:
+            for path, body in http_bad:
+                async with s.post(f"{hub.base}/api/rooms/{r_}/{path}", data=body) as resp:
+                    assert resp.status == 400, (path, body, await resp.text())
+                    err = (await resp.json())["error"]
+                    assert err["code"] == "bad_field" and err["message"], (path, body)
+            good = {"sku": "A1", "title": "羽绒服", "price": 39900, "spec": {"size": ["M", "L"]}}
+            async with s.post(f"{hub.base}/api/rooms/{r_}/pin", json={"product": good}) as resp:
+                assert resp.status == 200, await resp.text()
+
+        r = await host_js.call("notice", text="after the bad ones")
+        assert r["ok"], r
+        for v in (viewer_js, viewer_mp):
+            await v.wait_for(lambda v=v: len(v.of_type("notice")) == 1, what="notice")
+            assert [e["product"] for e in v.of_type("pin")] == [good]
+        late = await StrictJsonClient.connect(hub.base, r_, token("late"), codec="json")
+        assert late.welcome["state"]["pinned"] == good
+        await late.close()
+        assert not viewer_js.closed.is_set() and not viewer_mp.closed.is_set()
+        assert "Traceback" not in hub.log()
+    finally:
+        for c in (host_mp, host_js, viewer_js, viewer_mp):
+            await c.close()

@@ -222,3 +222,86 @@ def test_json_decode_marks_non_finite_numbers() -> None:
         assert e.value.code == "bad_field"
     with pytest.raises(ValueError):
         encode({"x": float("inf")}, Codec.JSON)
+
+
+_json_value = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**53), 2**53),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@given(_json_value)
+def test_json_safe_accepts_what_both_codecs_carry(v: object) -> None:
+    """Anything built of JSON values within the bounds passes unchanged and encodes in both
+    codecs, strictly (no NaN) for JSON."""
+    import json
+
+    try:
+        out = F.json_safe(v, "product")
+    except ReplyError as exc:  # only for the bounds: depth or size
+        assert exc.code == "bad_field" and ("nested" in exc.message or "larger" in exc.message)
+        return
+    assert out is v
+    json.loads(encode(out, Codec.JSON), parse_constant=lambda c: pytest.fail(c))
+    encode(out, Codec.MSGPACK)
+
+
+@given(_json_like)
+def test_json_safe_output_always_encodes(v: object) -> None:
+    """Whatever the input (bytes, NaN, surrogates, huge ints), json_safe either refuses it
+    with bad_field or returns a value both codecs carry."""
+    try:
+        out = F.json_safe(v, "product")
+    except ReplyError as exc:
+        assert exc.code == "bad_field"
+        return
+    encode(out, Codec.JSON)
+    encode(out, Codec.MSGPACK)
+
+
+def _nest(depth: int) -> object:
+    v: object = 1
+    for _ in range(depth):
+        v = {"k": v}
+    return v
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": {b"k": 1}},  # a bytes key, nested (msgpack)
+        {b"k": 1},
+        {1: "x"},
+        {"p": float("nan")},
+        {"p": float("inf")},
+        {"p": [float("-inf")]},
+        {"p": 2**53 + 1},
+        {"p": -(2**64)},
+        {"p": "\ud800"},
+        {"\udfff": 1},
+        {"p": b"bytes"},
+        {"p": (1, 2)},
+        {"p": {1, 2}},
+        {"p": "x" * 5000},  # over 4 KB as JSON
+        {"p": ["é" * 1000] * 3},  # 6 KB of UTF-8
+        _nest(9),
+    ],
+)
+def test_json_safe_refuses(value: object) -> None:
+    with pytest.raises(ReplyError) as e:
+        F.json_safe(value, "product")
+    assert e.value.code == "bad_field" and e.value.message.startswith("product:")
+
+
+def test_json_safe_accepts_plain_products() -> None:
+    p = {"sku": "A1", "title": "羽绒服 😀", "price": 39900, "ratio": 0.5, "tags": ["new", None, True], "x": 2**53}
+    assert F.json_safe(p, "product") is p
+    assert F.json_safe(_nest(8), "product") == _nest(8)
+    assert F.parse({"t": "pin", "product": p}) == F.Pin(p)
