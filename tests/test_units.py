@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -15,6 +16,7 @@ from liveroom.core.rules import CommentSampler, TokenBucket, clean_text
 from liveroom.errors import ReplyError
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import Codec, decode, encode, ws_frame
+from tests.support import SECRET as SUPPORT_SECRET
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
@@ -305,3 +307,43 @@ def test_json_safe_accepts_plain_products() -> None:
     assert F.json_safe(p, "product") is p
     assert F.json_safe(_nest(8), "product") == _nest(8)
     assert F.parse({"t": "pin", "product": p}) == F.Pin(p)
+
+
+def test_exposure_check() -> None:
+    """Loopback always serves; beyond it, published or short secrets are refused unless
+    the development switch is on."""
+    from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
+
+    shipped = config.load(Path(__file__).parent.parent / "config.toml", env={}).auth.secrets
+    strong = ("k3Jq9vT2xLmN8pR4sW6yZ0aB1cD5eF7gH9iJ2kL4mN6",)
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert is_loopback(host)
+        check_exposure(host, shipped, insecure_dev=False)
+    for host in ("0.0.0.0", "::", "", "10.0.0.5", "example.com", "[::]"):
+        assert not is_loopback(host)
+        with pytest.raises(UnsafeExposure, match="LIVEROOM_SECRETS") as e:
+            check_exposure(host, shipped, insecure_dev=False)
+        assert shipped[0] not in str(e.value)  # never echo a secret
+        check_exposure(host, shipped, insecure_dev=True)
+        check_exposure(host, strong, insecure_dev=False)
+        with pytest.raises(UnsafeExposure, match="shorter than 32 bytes"):
+            check_exposure(host, (*strong, "short-but-not-published"), insecure_dev=False)
+        with pytest.raises(UnsafeExposure):
+            check_exposure(host, (strong[0], SUPPORT_SECRET), insecure_dev=False)
+    check_exposure("0.0.0.0", (), insecure_dev=False)  # no secret: no token is accepted at all
+
+
+def test_every_secret_in_the_repository_is_known() -> None:
+    """The secrets the repository publishes (config.toml, tests, benchmarks) are all in
+    safety.KNOWN_DEV_SECRETS, so none of them can serve a public address."""
+    import re
+
+    from liveroom.safety import KNOWN_DEV_SECRETS
+
+    root = Path(__file__).parent.parent
+    found = set(config.load(root / "config.toml", env={}).auth.secrets)
+    for f in [*root.glob("tests/*.py"), *root.glob("bench/**/*.py")]:
+        found.update(re.findall(r"""(?:SECRET\w*|\bold)\s*=\s*["']([^"']{8,})["']""", f.read_text()))
+    found = {s for s in found if len(s.encode()) >= 32}  # shorter ones are refused anyway
+    assert SUPPORT_SECRET in found and len(found) >= 4
+    assert found <= KNOWN_DEV_SECRETS, found - KNOWN_DEV_SECRETS
