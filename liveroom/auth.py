@@ -39,6 +39,16 @@ class Identity:
         return self.rooms is None or self.role == "admin" or room in self.rooms
 
 
+def _text_ok(v: str) -> bool:
+    """Valid UTF-8 (no lone surrogate from a "\ud800" in the token's JSON): the id and name
+    go into Redis commands and every viewer's frames, where one would fail far from here."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Authenticator:
     def __init__(self, secrets: tuple[str, ...], anonymous: bool) -> None:
         self._secrets = secrets
@@ -71,10 +81,10 @@ class Authenticator:
         if claims is None:
             raise Refused(BAD_TOKEN, f"invalid token: {last}")
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 128:
+        if not isinstance(sub, str) or not sub or len(sub) > 128 or not _text_ok(sub):
             raise Refused(BAD_TOKEN, "sub: must be a non-empty string")
         name = claims.get("name", sub)
-        if not isinstance(name, str):
+        if not isinstance(name, str) or not _text_ok(name):
             raise Refused(BAD_TOKEN, "name: must be a string")
         role = claims.get("role", "viewer")
         if role not in ROLES:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from liveroom import config as config_mod
 from liveroom.auth import make_token
 from liveroom.config import Config
+from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
 
 log = logging.getLogger("liveroom")
 
@@ -63,6 +64,24 @@ def _workers(n: str | int) -> int:
     return v
 
 
+def _insecure_dev(args: argparse.Namespace) -> bool:
+    """The explicit development switch: --insecure-dev or LIVEROOM_INSECURE_DEV=1."""
+    env = os.environ.get("LIVEROOM_INSECURE_DEV", "").strip().lower()
+    return bool(getattr(args, "insecure_dev", False)) or env in ("1", "true", "yes", "on")
+
+
+def _exposure_ok(cfg: Config, insecure_dev: bool) -> bool:
+    """check_exposure, reported on stderr; False: the caller exits 2 before starting anything."""
+    try:
+        check_exposure(cfg.server.host, cfg.auth.secrets, insecure_dev)
+    except UnsafeExposure as exc:
+        print(f"liveroom: {exc}", file=sys.stderr)
+        return False
+    if insecure_dev and not is_loopback(cfg.server.host):
+        log.warning("--insecure-dev: listening on %s without checking the token secrets", cfg.server.host)
+    return True
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         cfg = config_mod.load(args.config)
@@ -73,6 +92,9 @@ def serve(args: argparse.Namespace) -> int:
         cfg = replace(cfg, server=replace(cfg.server, host=args.host))
     if args.port is not None:
         cfg = replace(cfg, server=replace(cfg.server, port=args.port))
+    insecure_dev = _insecure_dev(args)
+    if not _exposure_ok(cfg, insecure_dev):  # before the local Redis, workers, anything
+        return 2
     workers = args.workers if args.workers is not None else (cfg.server.workers or os.cpu_count() or 1)
 
     local = None
@@ -87,16 +109,18 @@ def serve(args: argparse.Namespace) -> int:
         if workers == 1:
             _run_worker(cfg, reuse_port=False)
             return 0
-        return _supervise(cfg, workers, args.config)
+        return _supervise(cfg, workers, args.config, insecure_dev)
     finally:
         if local is not None:
             local.stop()
             log.info("stopped the local Redis")
 
 
-def _supervise(cfg: Config, workers: int, config_path: str | None) -> int:
+def _supervise(cfg: Config, workers: int, config_path: str | None, insecure_dev: bool = False) -> int:
     """Start `workers` hub processes on one port and stop them together."""
     env = dict(os.environ)
+    if insecure_dev:
+        env["LIVEROOM_INSECURE_DEV"] = "1"  # each worker checks again
     env["LIVEROOM_REDIS"] = ",".join(cfg.redis.urls)
     if cfg.redis.cluster:
         env["LIVEROOM_REDIS_CLUSTER"] = cfg.redis.cluster
@@ -158,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="development on a trusted network only: listen on a non-loopback address even with "
+        "a secret published in the repository or shorter than 32 bytes (also LIVEROOM_INSECURE_DEV=1)",
+    )
     t = sub.add_parser("token", help="print a signed token (development and load tests)")
     t.add_argument("--config")
     t.add_argument("--secret")
@@ -170,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "serve":
         if args.reuse_port:
             cfg = config_mod.load(args.config)
+            if not _exposure_ok(cfg, _insecure_dev(args)):
+                return 2
             _run_worker(cfg, reuse_port=True)
             return 0
         return serve(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -15,6 +16,7 @@ from liveroom.core.rules import CommentSampler, TokenBucket, clean_text
 from liveroom.errors import ReplyError
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import Codec, decode, encode, ws_frame
+from tests.support import SECRET as SUPPORT_SECRET
 
 
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536, 70000])
@@ -157,3 +159,191 @@ def test_resp_packing_matches_redis_py(args: list[object]) -> None:
     from liveroom.broker.pipeline import pack
 
     assert pack(("EVALSHA", *args)) == b"".join(Connection().pack_command("EVALSHA", *args))
+
+
+_any_text = st.text(alphabet=st.characters(), max_size=8)  # lone surrogates included
+_json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), _any_text, st.binary(max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_any_text, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(_any_text, _json_like, max_size=5))
+def test_whatever_parses_can_be_encoded(m: dict[str, object]) -> None:
+    """Any map, lone surrogates and NaN included, with any `t`: a ReplyError, or an op whose
+    every string is valid UTF-8 (so the Redis packer and both codecs can carry it)."""
+    from liveroom.broker.pipeline import pack
+
+    for t in ("comment", "buy", "pin", "mute", "sale_create", "notice", "draw_start"):
+        try:
+            op = F.parse({**m, "t": t, "sale": "s1", "key": "k"} if t == "buy" else {**m, "t": t})
+        except ReplyError as exc:
+            assert exc.code in ("bad_field", "unknown_op")
+            continue
+        for v in op.__class__.__dataclass_fields__:
+            value = getattr(op, v)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                pack(("EVALSHA", value))
+        encode({"op": [getattr(op, v) for v in op.__class__.__dataclass_fields__]}, Codec.JSON)
+        msgpack.packb([getattr(op, v) for v in op.__class__.__dataclass_fields__])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"t": "comment", "text": "\ud800"},
+        {"t": "comment", "text": "ok", "\udfff": 1},
+        {"t": "like", "n": 1, "x": [{"y": "a\udc80"}]},
+        {"t": "like", "n": 1, "x": float("nan")},
+        {"t": "comment", "text": "x" * (F.MAX_STR + 1)},
+    ],
+)
+def test_check_input_refuses_bad_text_anywhere(frame: dict[str, object]) -> None:
+    with pytest.raises(ReplyError) as e:
+        F.parse(frame)
+    assert e.value.code == "bad_field"
+
+
+def test_check_input_bounds_nesting() -> None:
+    deep: object = "x"
+    for _ in range(F.MAX_INPUT_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(ReplyError):
+        F.check_input({"t": "like", "x": deep})
+    F.check_input({"t": "like", "x": [[["fine", "😀", {"k": 1.5}]]]})
+
+
+def test_json_decode_marks_non_finite_numbers() -> None:
+    """NaN/Infinity never come out of the JSON codec as floats; the frame is bad_field."""
+    for lit in ("NaN", "Infinity", "-Infinity"):
+        m = decode('{"t":"pin","id":1,"product":{"p":%s}}' % lit, Codec.JSON, 8192)
+        assert F.frame_id(m) == 1
+        with pytest.raises(ReplyError) as e:
+            F.parse(m)
+        assert e.value.code == "bad_field"
+    with pytest.raises(ValueError):
+        encode({"x": float("inf")}, Codec.JSON)
+
+
+_json_value = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**53), 2**53),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@given(_json_value)
+def test_json_safe_accepts_what_both_codecs_carry(v: object) -> None:
+    """Anything built of JSON values within the bounds passes unchanged and encodes in both
+    codecs, strictly (no NaN) for JSON."""
+    import json
+
+    try:
+        out = F.json_safe(v, "product")
+    except ReplyError as exc:  # only for the bounds: depth or size
+        assert exc.code == "bad_field" and ("nested" in exc.message or "larger" in exc.message)
+        return
+    assert out is v
+    json.loads(encode(out, Codec.JSON), parse_constant=lambda c: pytest.fail(c))
+    encode(out, Codec.MSGPACK)
+
+
+@given(_json_like)
+def test_json_safe_output_always_encodes(v: object) -> None:
+    """Whatever the input (bytes, NaN, surrogates, huge ints), json_safe either refuses it
+    with bad_field or returns a value both codecs carry."""
+    try:
+        out = F.json_safe(v, "product")
+    except ReplyError as exc:
+        assert exc.code == "bad_field"
+        return
+    encode(out, Codec.JSON)
+    encode(out, Codec.MSGPACK)
+
+
+def _nest(depth: int) -> object:
+    v: object = 1
+    for _ in range(depth):
+        v = {"k": v}
+    return v
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": {b"k": 1}},  # a bytes key, nested (msgpack)
+        {b"k": 1},
+        {1: "x"},
+        {"p": float("nan")},
+        {"p": float("inf")},
+        {"p": [float("-inf")]},
+        {"p": 2**53 + 1},
+        {"p": -(2**64)},
+        {"p": "\ud800"},
+        {"\udfff": 1},
+        {"p": b"bytes"},
+        {"p": (1, 2)},
+        {"p": {1, 2}},
+        {"p": "x" * 5000},  # over 4 KB as JSON
+        {"p": ["é" * 1000] * 3},  # 6 KB of UTF-8
+        _nest(9),
+    ],
+)
+def test_json_safe_refuses(value: object) -> None:
+    with pytest.raises(ReplyError) as e:
+        F.json_safe(value, "product")
+    assert e.value.code == "bad_field" and e.value.message.startswith("product:")
+
+
+def test_json_safe_accepts_plain_products() -> None:
+    p = {"sku": "A1", "title": "羽绒服 😀", "price": 39900, "ratio": 0.5, "tags": ["new", None, True], "x": 2**53}
+    assert F.json_safe(p, "product") is p
+    assert F.json_safe(_nest(8), "product") == _nest(8)
+    assert F.parse({"t": "pin", "product": p}) == F.Pin(p)
+
+
+def test_exposure_check() -> None:
+    """Loopback always serves; beyond it, published or short secrets are refused unless
+    the development switch is on."""
+    from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
+
+    shipped = config.load(Path(__file__).parent.parent / "config.toml", env={}).auth.secrets
+    strong = ("k3Jq9vT2xLmN8pR4sW6yZ0aB1cD5eF7gH9iJ2kL4mN6",)
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert is_loopback(host)
+        check_exposure(host, shipped, insecure_dev=False)
+    for host in ("0.0.0.0", "::", "", "10.0.0.5", "example.com", "[::]"):
+        assert not is_loopback(host)
+        with pytest.raises(UnsafeExposure, match="LIVEROOM_SECRETS") as e:
+            check_exposure(host, shipped, insecure_dev=False)
+        assert shipped[0] not in str(e.value)  # never echo a secret
+        check_exposure(host, shipped, insecure_dev=True)
+        check_exposure(host, strong, insecure_dev=False)
+        with pytest.raises(UnsafeExposure, match="shorter than 32 bytes"):
+            check_exposure(host, (*strong, "short-but-not-published"), insecure_dev=False)
+        with pytest.raises(UnsafeExposure):
+            check_exposure(host, (strong[0], SUPPORT_SECRET), insecure_dev=False)
+    check_exposure("0.0.0.0", (), insecure_dev=False)  # no secret: no token is accepted at all
+
+
+def test_every_secret_in_the_repository_is_known() -> None:
+    """The secrets the repository publishes (config.toml, tests, benchmarks) are all in
+    safety.KNOWN_DEV_SECRETS, so none of them can serve a public address."""
+    import re
+
+    from liveroom.safety import KNOWN_DEV_SECRETS
+
+    root = Path(__file__).parent.parent
+    found = set(config.load(root / "config.toml", env={}).auth.secrets)
+    for f in [*root.glob("tests/*.py"), *root.glob("bench/**/*.py")]:
+        found.update(re.findall(r"""(?:SECRET\w*|\bold)\s*=\s*["']([^"']{8,})["']""", f.read_text()))
+    found = {s for s in found if len(s.encode()) >= 32}  # shorter ones are refused anyway
+    assert SUPPORT_SECRET in found and len(found) >= 4
+    assert found <= KNOWN_DEV_SECRETS, found - KNOWN_DEV_SECRETS

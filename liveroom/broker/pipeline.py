@@ -14,6 +14,7 @@ import asyncio
 import math
 from typing import Any
 
+from hiredis import pack_command as _pack_command
 from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -26,23 +27,13 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.Timeou
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in RESP. Ours, not redis-py's pack_command: its general path (memoryview
-    splitting, per-argument encoder calls) was a fifth of the hub's time in the flash sale
-    profile. Arguments are str, bytes or int, as the scripts' callers pass them."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            b = a.encode()
-        elif isinstance(a, bytes):
-            b = a
-        elif isinstance(a, int) and not isinstance(a, bool):
-            b = b"%d" % a
-        elif isinstance(a, float):
-            b = repr(a).encode()
-        else:
-            raise TypeError(f"cannot send {type(a).__name__} to Redis")
-        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
-    return b"".join(out)
+    """One command in RESP, by hiredis (a C packer, installed with redis[hiredis]): 2.9-3.1x
+    as fast as the hand-written Python packer it replaced on the hub's real EVALSHA argument
+    lists (bench/pack_bench.py, bench/RESULTS.md), and the same bytes. redis-py's general
+    pack_command was a fifth of the hub's time in the flash sale profile. Arguments are str,
+    bytes, int or float; anything else is TypeError, a str that is not valid UTF-8 is
+    UnicodeEncodeError (the caller's alone: see AutoPipeline._run)."""
+    return _pack_command(args)
 
 
 class AutoPipeline:
@@ -77,10 +68,24 @@ class AutoPipeline:
     async def _run(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         conn = None
         try:
+            # Each command packed on its own: one that cannot be encoded (a bug, or input
+            # that escaped the checks at the edge) fails alone, never its batch-mates.
+            packed: list[bytes] = []
+            sent: list[asyncio.Future[Any]] = []
+            for args, fut in batch:
+                try:
+                    packed.append(pack(args))
+                except Exception as exc:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                else:
+                    sent.append(fut)
+            if not sent:
+                return
             async with asyncio.timeout(self._timeout):
                 conn = await self._pool.get_connection()
-                await conn.send_packed_command(b"".join([pack(args) for args, _ in batch]), check_health=False)
-                for _, fut in batch:
+                await conn.send_packed_command(b"".join(packed), check_health=False)
+                for fut in sent:
                     try:
                         # math.inf: no per-read timeout context; the batch's covers them all
                         reply = await conn.read_response(timeout=math.inf)

@@ -29,7 +29,7 @@ from liveroom.errors import (
 from liveroom.protocol import frames as F
 
 log = logging.getLogger(__name__)
-ORDER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,160}$")
+ORDER_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,160}\Z")
 
 
 def now_ms() -> int:

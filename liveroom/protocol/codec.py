@@ -43,11 +43,35 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+class NonFinite:
+    """What the JSON decoder makes of `NaN`, `Infinity` and `-Infinity`: never a float.
+    `frames.check_input` refuses it with `bad_field` (keeping the frame's `id` for the
+    reply), so a non-finite number never reaches Redis or another viewer's screen."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"NonFinite({self.name})"
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Strict JSON (RFC 8259): NaN and the infinities, which Python's json accepts and
+    browsers' JSON.parse does not, come out as NonFinite markers, never as floats."""
+    return json.loads(data, parse_constant=NonFinite)
+
+
 def encode(obj: Any, codec: Codec) -> bytes:
-    """One frame payload. Raises TypeError for values the codec cannot carry (a bug)."""
+    """One frame payload. Raises TypeError/ValueError for values the codec cannot carry
+    (a bug: client values are made safe by protocol/frames.py first). allow_nan=False: what
+    a browser could not parse is never sent."""
     if codec is Codec.MSGPACK:
         return msgpack.packb(obj, use_bin_type=True)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+    return json.dumps(
+        obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+    ).encode()
 
 
 def decode(data: bytes | str, codec: Codec, max_len: int) -> dict[str, Any]:
@@ -65,9 +89,12 @@ def decode(data: bytes | str, codec: Codec, max_len: int) -> dict[str, Any]:
                 max_array_len=1024,
                 max_map_len=256,
                 max_ext_len=0,
+                # invalid UTF-8 becomes lone surrogates, refused as `bad_field` by
+                # frames.check_input with the frame's id, like a JSON "\ud800"
+                unicode_errors="surrogateescape",
             )
         else:
-            obj = json.loads(data)
+            obj = loads_json(data)
     except ReplyError:
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:

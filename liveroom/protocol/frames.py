@@ -6,14 +6,101 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from liveroom.errors import BAD_FIELD, UNKNOWN_OP, ReplyError
+from liveroom.protocol.codec import NonFinite
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ID_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # \Z: "$" would let a trailing newline in
 MAX_INT = 2**53  # what a JavaScript client can represent exactly
+MAX_STR = 10_000  # characters of any one string from a client (fields have their own, lower, limits)
+MAX_INPUT_DEPTH = 32  # nesting of a client frame or body; free-form values have json_safe's
+MAX_VALUE_DEPTH = 8  # nesting of a free-form value (a pinned product)
+MAX_VALUE_BYTES = 4096  # a free-form value, encoded as JSON
+
+
+def check_str(v: str, field: str, max_len: int = MAX_STR) -> str:
+    """`v` if it is valid Unicode text (no lone surrogates: they cannot be encoded as UTF-8,
+    so they would fail in Redis, msgpack or json, far from here) of at most max_len
+    characters; else `bad_field`."""
+    if len(v) > max_len:
+        raise ReplyError(BAD_FIELD, f"{field}: longer than {max_len}")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ReplyError(BAD_FIELD, f"{field}: not valid UTF-8 text") from None
+    return v
+
+
+def check_input(value: Any, field: str = "frame", _depth: int = 0) -> None:
+    """Every string in a client's frame or body, map keys and nested values included, is
+    valid UTF-8 of bounded length; every number finite; nesting bounded. Called once at the
+    edge (parse/parse_body), so that nothing a client sends can fail later, e.g. in the
+    Redis pipeline where it would fail other users' commands batched with it. (Recursive:
+    the depth is bounded; ~1 us for a usual frame.)"""
+    if isinstance(value, str):
+        if not value.isascii() or len(value) > MAX_STR:
+            check_str(value, field)
+    elif isinstance(value, dict):
+        if _depth >= MAX_INPUT_DEPTH:
+            raise ReplyError(BAD_FIELD, f"{field}: nested too deeply")
+        for k, item in value.items():
+            if isinstance(k, str) and (not k.isascii() or len(k) > MAX_STR):
+                check_str(k, field)
+            if type(item) is not int:  # the usual field, and nothing to check
+                check_input(item, field, _depth + 1)
+    elif isinstance(value, list):
+        if _depth >= MAX_INPUT_DEPTH:
+            raise ReplyError(BAD_FIELD, f"{field}: nested too deeply")
+        for item in value:
+            check_input(item, field, _depth + 1)
+    elif isinstance(value, NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ReplyError(BAD_FIELD, f"{field}: numbers must be finite")
+
+
+def json_safe(value: Any, field: str, *, max_depth: int = MAX_VALUE_DEPTH, max_bytes: int = MAX_VALUE_BYTES) -> Any:
+    """`value` if it is JSON-compatible by construction, else `bad_field`: maps with string
+    keys only (at every depth), lists, valid UTF-8 strings, finite numbers, integers within
+    +-2**53, booleans and nil; at most max_depth deep and max_bytes as JSON. A host's
+    free-form value goes to every viewer in both codecs: one that a codec cannot carry
+    would fail the room's batch for every viewer, and NaN or a 2**64 breaks browsers."""
+
+    def walk(v: Any, depth: int) -> None:
+        if v is None or isinstance(v, bool):
+            return
+        if isinstance(v, int):
+            if not -MAX_INT <= v <= MAX_INT:
+                raise ReplyError(BAD_FIELD, f"{field}: integers must be within +-2**53")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise ReplyError(BAD_FIELD, f"{field}: numbers must be finite")
+        elif isinstance(v, str):
+            check_str(v, field, max_bytes)
+        elif isinstance(v, (dict, list)):
+            if depth >= max_depth:
+                raise ReplyError(BAD_FIELD, f"{field}: nested deeper than {max_depth}")
+            if isinstance(v, dict):
+                for k, item in v.items():
+                    if not isinstance(k, str):
+                        raise ReplyError(BAD_FIELD, f"{field}: map keys must be strings")
+                    check_str(k, field, max_bytes)
+                    walk(item, depth + 1)
+            else:
+                for item in v:
+                    walk(item, depth + 1)
+        else:
+            raise ReplyError(BAD_FIELD, f"{field}: {type(v).__name__} values are not allowed")
+
+    walk(value, 0)
+    size = len(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode())
+    if size > max_bytes:
+        raise ReplyError(BAD_FIELD, f"{field}: larger than {max_bytes} bytes")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +189,7 @@ def _str(m: dict[str, Any], key: str, *, max_len: int = 10_000, required: bool =
     v = m[key]
     if not isinstance(v, str):
         raise ReplyError(BAD_FIELD, f"{key}: must be a string")
-    if len(v) > max_len:
-        raise ReplyError(BAD_FIELD, f"{key}: longer than {max_len}")
-    return v
+    return check_str(v, key, max_len)
 
 
 def _int(m: dict[str, Any], key: str, lo: int, hi: int, *, required: bool = True, default: int = 0) -> int:
@@ -131,9 +216,9 @@ def _product(m: dict[str, Any]) -> dict[str, Any] | None:
     v = m.get("product")
     if v is None:
         return None
-    if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+    if not isinstance(v, dict):
         raise ReplyError(BAD_FIELD, "product: must be a map with string keys, or nil")
-    return v
+    return json_safe(v, "product")
 
 
 def _ping(m: dict[str, Any]) -> Ping:
@@ -231,6 +316,8 @@ def frame_id(m: dict[str, Any]) -> int | None:
 
 
 def parse(m: dict[str, Any]) -> Op:
+    """A client frame as a typed op; `bad_field` / `unknown_op` otherwise."""
+    check_input(m)
     t = m.get("t")
     if not isinstance(t, str):
         raise ReplyError(BAD_FIELD, "t: required, a string")
@@ -242,4 +329,12 @@ def parse(m: dict[str, Any]) -> Op:
 
 def parse_body(kind: str, body: dict[str, Any]) -> Op:
     """The same checks for a host op arriving over the HTTP API."""
+    check_input(body, "body")
     return _PARSERS[kind](body)
+
+
+def check_id(v: str, field: str) -> str:
+    """An id from a URL path or query (sale, draw): `[A-Za-z0-9_.:-]{1,64}` or `bad_field`."""
+    if not ID_RE.match(v):
+        raise ReplyError(BAD_FIELD, f"{field}: not a valid id")
+    return v

@@ -16,6 +16,7 @@ from liveroom.core.session import Session
 from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
+from liveroom.protocol.codec import loads_json
 from liveroom.web.ws import ROOM_RE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,9 +87,11 @@ class HttpApi:
 
     @staticmethod
     async def body(request: web.Request) -> dict[str, Any]:
+        """The JSON body, strictly: NaN/Infinity come out as markers that parse_body refuses
+        (`bad_field`), like over the WebSocket JSON codec."""
         try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads_json(await request.read())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError):
             raise ReplyError(BAD_FIELD, "the body must be a JSON object") from None
         if not isinstance(data, dict):
             raise ReplyError(BAD_FIELD, "the body must be a JSON object")
@@ -131,10 +134,10 @@ class HttpApi:
         }
 
     async def get_sale(self, request: web.Request, session: Session) -> dict[str, Any]:
-        return {"sale": await self.sales.sale(session.room, request.match_info["sale"])}
+        return {"sale": await self.sales.sale(session.room, F.check_id(request.match_info["sale"], "sale"))}
 
     async def close_sale(self, request: web.Request, session: Session) -> Any:
-        return await self.ops.handle(session, F.SaleClose(request.match_info["sale"]))
+        return await self.ops.handle(session, F.SaleClose(F.check_id(request.match_info["sale"], "sale")))
 
     async def get_order(self, request: web.Request, session: Session) -> dict[str, Any]:
         return {"order": await self.sales.order(request.match_info["order"])}

@@ -47,7 +47,7 @@ from liveroom.web.takeover import Detached, HandshakeError, detach, handshake
 
 log = logging.getLogger(__name__)
 
-ROOM_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ROOM_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # \Z: "$" would let a trailing newline in
 # frames that count against a connection's patience: garbage, not refusals of valid ops
 STRIKE_CODES = frozenset({BAD_FRAME, UNKNOWN_OP, BAD_FIELD, RATE_LIMITED})
 
@@ -100,6 +100,11 @@ class WsEndpoint:
             raise Refused(BAD_FIELD, "codec: msgpack or json") from None
         since: int | None = None
         epoch = q.get("epoch")
+        if epoch is not None:
+            try:
+                F.check_str(epoch, "epoch", 64)
+            except ReplyError as exc:
+                raise Refused(BAD_FIELD, exc.message) from None
         if "since" in q:
             try:
                 since = int(q["since"])
