@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liveroom.auth import Identity
+from liveroom.broker.base import BrokerEvents
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config, RedisConfig, SalesConfig
 from liveroom.core.sales import Sales
@@ -37,8 +38,8 @@ step = st.one_of(
 def env(redis1: RedisProcess) -> Iterator[tuple[asyncio.AbstractEventLoop, Sales, RedisBroker]]:
     loop = asyncio.new_event_loop()
     cfg = replace(Config(), redis=RedisConfig(urls=(redis1.url,)), sales=SalesConfig(pay_window_s=1e-6))  # due at once
-    broker = RedisBroker(cfg.redis, "prop-hub", 100, lambda r, m: None)
-    loop.run_until_complete(broker.start())
+    broker = RedisBroker(cfg.redis, "prop-hub", 100)
+    loop.run_until_complete(broker.start(BrokerEvents(lambda r, m: None, lambda rooms: None)))
     yield loop, Sales(cfg, broker), broker
     loop.run_until_complete(broker.close())
     loop.close()

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar, Union
+from typing import Any, Awaitable, Callable, TypeVar
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
@@ -36,6 +36,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.asyncio.retry import Retry
 
 from liveroom.broker import keys as K
+from liveroom.broker.base import (
+    BrokerEvents,
+    BrokerMsg,
+    DurableMsg,
+    LikesMsg,
+    Refusal,
+    RoomState,
+    SaleRecord,
+    StockMsg,
+)
 from liveroom.broker.listener import ShardListener
 from liveroom.broker.pipeline import AutoPipeline
 from liveroom.broker.scripts import Scripts
@@ -45,28 +55,6 @@ from liveroom.errors import Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class DurableMsg:
-    seq: int
-    epoch: str
-    body: bytes  # msgpack event without its seq
-
-
-@dataclass(frozen=True, slots=True)
-class LikesMsg:
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class StockMsg:
-    sale: str
-    remaining: int
-
-
-BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg]
-OnMessage = Callable[[str, BrokerMsg], None]
 
 
 # users per presence_sync call: ~1 ms of script time on a shard
@@ -90,25 +78,21 @@ def parse_message(data: bytes) -> BrokerMsg | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A script declined: `muted` (until_ms, -1 forever) or `rate` (too many comments)."""
-
-    reason: str
-    until_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RoomState:
-    seq: int
-    epoch: str
-    first_seq: int  # oldest seq still in history (0: none)
-    online: int
-    likes: int
-    comments: int
-    peak: int
-    meta: dict[bytes, bytes]
-    sales: dict[bytes, bytes]  # the room's sales hash (<sale>:info|stock|status|n)
+def sale_records(fields: dict[bytes, bytes]) -> list[SaleRecord]:
+    """The room's sales hash (<sale>:info|stock|status|n) as records, by sale id."""
+    out = []
+    for key in sorted(fields):
+        if key.endswith(b":info"):
+            sale = key[:-5]
+            out.append(
+                SaleRecord(
+                    id=sale.decode(),
+                    info=msgpack.unpackb(fields[key]),
+                    stock=int(fields.get(sale + b":stock", 0)),
+                    status=fields.get(sale + b":status", b"closed").decode(),
+                )
+            )
+    return out
 
 
 def new_epoch() -> str:
@@ -120,13 +104,13 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.Timeou
 
 
 class RedisBroker:
-    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int, on_message: OnMessage) -> None:
+    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int) -> None:
         if not cfg.urls and not cfg.cluster:
             raise ValueError("no Redis configured")
         self._cfg = cfg
         self.hub_id = hub_id
         self._history_len = str(history_len)
-        self._on_message = on_message
+        self._events: BrokerEvents | None = None  # core's handlers, given at start
         self._timeout = cfg.timeout_ms / 1000
         self.clustered = bool(cfg.cluster)
         self._pubcmd = "SPUBLISH" if self.clustered else "PUBLISH"
@@ -139,7 +123,6 @@ class RedisBroker:
         self._listeners: dict[str, ShardListener] = {}
         self._room_listener: dict[str, ShardListener] = {}
         self.scripts: Scripts
-        self.on_reconnect: Callable[[list[str]], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -162,7 +145,8 @@ class RedisBroker:
         )
         return aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
 
-    async def start(self) -> None:
+    async def start(self, events: BrokerEvents) -> None:
+        self._events = events
         if self.clustered:
             self._cluster = RedisCluster.from_url(
                 self._cfg.cluster,
@@ -297,7 +281,8 @@ class RedisBroker:
     def _deliver(self, channel: bytes, data: bytes) -> None:
         msg = parse_message(data)
         if msg is not None:
-            self._on_message(K.room_of_channel(channel), msg)
+            assert self._events is not None
+            self._events.on_message(K.room_of_channel(channel), msg)
 
     def _listener_for(self, room: str) -> ShardListener:
         if self._cluster is not None:
@@ -322,8 +307,8 @@ class RedisBroker:
 
     def _reconnected(self, name: str) -> None:
         rooms = [r for r, lst in self._room_listener.items() if lst.name == name]
-        if self.on_reconnect is not None:
-            self.on_reconnect(rooms)
+        if self._events is not None:
+            self._events.on_reconnect(rooms)
 
     def _channel_moved(self, channel: bytes) -> None:
         room = K.room_of_channel(channel)
@@ -351,8 +336,8 @@ class RedisBroker:
                 return
             self._room_listener[room] = listener
             log.info("room %s: following its slot to %s", room, listener.name)
-            if self.on_reconnect is not None:
-                self.on_reconnect([room])
+            if self._events is not None:
+                self._events.on_reconnect([room])
             return
         log.error("room %s: could not follow its slot; its viewers get no events", room)
 
@@ -382,6 +367,7 @@ class RedisBroker:
             "room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch()]
         )
         meta = dict(zip(flat[::2], flat[1::2]))
+        pinned = meta.get(b"pinned")
         return RoomState(
             seq=int(meta.get(b"seq", 0)),
             epoch=meta[b"epoch"].decode(),
@@ -390,8 +376,12 @@ class RedisBroker:
             likes=int(meta.get(b"likes", 0)),
             comments=int(meta.get(b"comments", 0)),
             peak=int(meta.get(b"peak", 0)),
-            meta=meta,
-            sales=dict(zip(sales[::2], sales[1::2])),
+            pinned=msgpack.unpackb(pinned) if pinned else None,
+            sales=sale_records(dict(zip(sales[::2], sales[1::2]))),
+            orders_confirmed=int(meta.get(b"orders_confirmed", 0)),
+            orders_pending=int(meta.get(b"orders_pending", 0)),
+            gmv_confirmed=int(meta.get(b"gmv_confirmed", 0)),
+            gmv_pending=int(meta.get(b"gmv_pending", 0)),
         )
 
     async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]:
@@ -530,8 +520,8 @@ class RedisBroker:
     async def order(self, room: str, order: str) -> bytes | None:
         return await self._bounded(self._cmd(room).hget(K.room_keys(room).orders, order))
 
-    async def sale_fields(self, room: str) -> dict[bytes, bytes]:
-        return await self._bounded(self._cmd(room).hgetall(K.room_keys(room).sales))
+    async def sales(self, room: str) -> list[SaleRecord]:
+        return sale_records(await self._bounded(self._cmd(room).hgetall(K.room_keys(room).sales)))
 
     async def bought(self, room: str, sale: str) -> dict[bytes, bytes]:
         return await self._bounded(self._cmd(room).hgetall(K.room_keys(room).bought(sale)))

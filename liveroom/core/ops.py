@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 
-from liveroom.broker.redis import RedisBroker, Refusal
+from liveroom.broker.base import Broker, Refusal
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.rules import TokenBucket, clean_text
@@ -31,7 +31,7 @@ Result = dict[str, Any] | None
 
 
 class Ops:
-    def __init__(self, cfg: Config, hub: Hub, broker: RedisBroker, sales: "Sales") -> None:
+    def __init__(self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales") -> None:
         self.cfg = cfg
         self.hub = hub
         self.broker = broker

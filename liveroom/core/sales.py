@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from liveroom.broker.redis import RedisBroker
+from liveroom.broker.base import Broker, SaleRecord
 from liveroom.config import Config
 from liveroom.core.session import Session
 from liveroom.errors import (
@@ -60,13 +60,10 @@ def parse_order_id(order: str) -> tuple[str, str]:
         raise ReplyError(NO_SUCH_ORDER, "no such order") from None
 
 
-def sale_view(sale: str, fields: dict[bytes, bytes], now: int | None = None) -> dict[str, Any] | None:
-    """A sale as PROTOCOL.md shows it, from the room's sales hash."""
-    info_raw = fields.get(f"{sale}:info".encode())
-    if info_raw is None:
-        return None
-    info = msgpack.unpackb(info_raw)
-    status = fields[f"{sale}:status".encode()].decode()
+def sale_view(sale: SaleRecord, now: int | None = None) -> dict[str, Any]:
+    """A sale as PROTOCOL.md shows it; `status` says whether it is on at `now`."""
+    info = sale.info
+    status = sale.status
     now = now_ms() if now is None else now
     if status == "open":
         if info["starts_at"] and now < info["starts_at"]:
@@ -74,11 +71,11 @@ def sale_view(sale: str, fields: dict[bytes, bytes], now: int | None = None) -> 
         elif info["ends_at"] and now >= info["ends_at"]:
             status = "ended"
     return {
-        "id": sale,
+        "id": sale.id,
         "sku": info["sku"],
         "title": info["title"],
         "price": info["price"],
-        "stock": int(fields[f"{sale}:stock".encode()]),
+        "stock": sale.stock,
         "initial": info["stock"],
         "limit": info["limit"],
         "starts_at": info["starts_at"],
@@ -87,20 +84,15 @@ def sale_view(sale: str, fields: dict[bytes, bytes], now: int | None = None) -> 
     }
 
 
-def live_sales(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+def live_sales(sales: list[SaleRecord]) -> list[dict[str, Any]]:
     """Sales a joining viewer should see: not closed and not over."""
-    ids = sorted({k.decode().rsplit(":", 1)[0] for k in fields if k.endswith(b":status")})
     now = now_ms()
-    out = []
-    for sale in ids:
-        v = sale_view(sale, fields, now)
-        if v is not None and v["status"] in ("scheduled", "open", "sold_out"):
-            out.append(v)
-    return out
+    views = (sale_view(s, now) for s in sales)
+    return [v for v in views if v["status"] in ("scheduled", "open", "sold_out")]
 
 
 class Sales:
-    def __init__(self, cfg: Config, broker: RedisBroker) -> None:
+    def __init__(self, cfg: Config, broker: Broker) -> None:
         self.cfg = cfg
         self.broker = broker
         self._pay_window_ms = int(cfg.sales.pay_window_s * 1000)
@@ -145,10 +137,10 @@ class Sales:
         return {"order": order, "remaining": remaining}
 
     async def sale(self, room: str, sale: str) -> dict[str, Any]:
-        fields = await self.broker.sale_fields(room)
-        view = sale_view(sale, fields)
-        if view is None:
+        record = next((r for r in await self.broker.sales(room) if r.id == sale), None)
+        if record is None:
             raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
+        view = sale_view(record)
         held = await self.broker.bought(room, sale)
         view["sold"] = view["initial"] - view["stock"]
         view["buyers"] = len(held)

@@ -36,10 +36,8 @@ def build_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     metrics = Metrics()
     auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)
-    holder: dict[str, Hub] = {}
-    broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len, lambda r, m: holder["hub"].on_message(r, m))
+    broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len)
     hub = Hub(cfg, broker, metrics)
-    holder["hub"] = hub
     sales = Sales(cfg, broker)
     ops = Ops(cfg, hub, broker, sales)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)
@@ -49,7 +47,7 @@ def build_app(cfg: Config) -> web.Application:
     app.router.add_routes(api.routes())
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await broker.start()
+        await broker.start(hub.broker_events)
         hub.start()
         ws.start()
         unwatch = metrics.watch_gc()

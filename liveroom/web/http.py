@@ -128,8 +128,8 @@ class HttpApi:
             "peak_online": st.peak,
             "likes": st.likes,
             "comments": st.comments,
-            "orders": {"confirmed": int(st.meta.get(b"orders_confirmed", 0)), "pending": int(st.meta.get(b"orders_pending", 0))},
-            "gmv": {"confirmed": int(st.meta.get(b"gmv_confirmed", 0)), "pending": int(st.meta.get(b"gmv_pending", 0))},
+            "orders": {"confirmed": st.orders_confirmed, "pending": st.orders_pending},
+            "gmv": {"confirmed": st.gmv_confirmed, "pending": st.gmv_pending},
             "sales": live_sales(st.sales),
         }
 

@@ -1,0 +1,120 @@
+"""What core needs of a broker, and what a broker hands to core: the contract between the
+room logic and Redis. Nothing here imports redis: core/ and tests can use these types
+without a Redis client, and a broker is anything that has these methods.
+
+Messages arrive through the handler core passes to `Broker.start`; results are Python
+values (ints, strings, decoded maps), never raw Redis hashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Union
+
+
+@dataclass(frozen=True, slots=True)
+class DurableMsg:
+    """A durable room event as published: seq and epoch assigned by Redis, body msgpack."""
+
+    seq: int
+    epoch: str
+    body: bytes  # msgpack event without its seq
+
+
+@dataclass(frozen=True, slots=True)
+class LikesMsg:
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockMsg:
+    sale: str
+    remaining: int
+
+
+BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg]
+OnMessage = Callable[[str, BrokerMsg], None]
+OnReconnect = Callable[[list[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEvents:
+    """What core hands the broker when it starts: where messages go, and whom to tell that
+    rooms may have missed messages (a pub/sub reconnect or a slot move)."""
+
+    on_message: OnMessage
+    on_reconnect: OnReconnect
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A script declined: `muted` (until_ms, -1 forever) or `rate` (too many comments)."""
+
+    reason: str
+    until_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRecord:
+    """One sale as the room's sales hash holds it."""
+
+    id: str
+    info: dict[str, Any]  # sku, title, price, stock (initial), limit, starts_at, ends_at
+    stock: int  # what remains
+    status: str  # open | sold_out | closed
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    seq: int
+    epoch: str
+    first_seq: int  # oldest seq still in history (0: none)
+    online: int
+    likes: int
+    comments: int
+    peak: int
+    pinned: Any  # the pinned product (a map), or None
+    sales: list[SaleRecord]
+    orders_confirmed: int = 0
+    orders_pending: int = 0
+    gmv_confirmed: int = 0
+    gmv_pending: int = 0
+
+
+class Broker(Protocol):
+    """The room operations core calls; every one raises `Unavailable` when Redis does not
+    answer in time and a `ReplyError` with a PROTOCOL.md code when a script refuses."""
+
+    hub_id: str
+
+    async def start(self, events: BrokerEvents) -> None: ...
+    async def close(self) -> None: ...
+    async def subscribe(self, room: str) -> None: ...
+    async def unsubscribe(self, room: str) -> None: ...
+    async def state(self, room: str) -> RoomState: ...
+    async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]: ...
+    async def publish_comment(
+        self, room: str, body: bytes, user: str, rate: float, burst: int
+    ) -> tuple[int, str] | Refusal: ...
+    async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]: ...
+    async def add_likes(self, room: str, n: int) -> int: ...
+    async def mute(self, room: str, user: str, until_ms: int | None) -> None: ...
+    async def presence_sync(self, room: str, arrived: list[str], gone: list[str], ttl_ms: int) -> int: ...
+    async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> tuple[int, bool, list[str]]: ...
+    async def presence_reap(self, room: str, hub_id: str) -> int: ...
+
+    # flash sales (core/sales.py); the refusal codes come back as ('err', code)
+    async def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> tuple[int, str]: ...
+    async def sale_close(self, room: str, sale: str) -> int | None: ...
+    async def sale_buy(
+        self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int
+    ) -> tuple[str, str, int, bool] | tuple[str, str]: ...
+    async def order_release(self, room: str, order: str, sale: str, status: str) -> tuple[bool, str]: ...
+    async def order_confirm(self, room: str, order: str) -> tuple[bool, str]: ...
+    async def order(self, room: str, order: str) -> bytes | None: ...
+    async def sales(self, room: str) -> list[SaleRecord]: ...
+    async def bought(self, room: str, sale: str) -> dict[bytes, bytes]: ...
+    async def due_orders(self, room: str, now_ms: int, count: int = 500) -> list[str]: ...
+    def registries(self) -> list[Any]: ...
+    async def sale_rooms(self, registry: Any) -> list[str]: ...
+    async def reaper_lock(self, registry: Any, ttl_ms: int) -> bool: ...

@@ -1,0 +1,91 @@
+"""A room's batch for one tick, as bytes: the shared frame for every wire in use, and the
+rare personal copies. Pure: events and a sample in, frames out; no sockets, no clock.
+
+The shared batch is encoded once per codec and wrapped once per wire (plain, or deflated
+with a given window): every viewer on that wire gets those same bytes. A viewer whose own
+comment fell out of the sample gets a personal copy of the batch with it put back, so
+nobody's own comment disappears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from liveroom.core.ports import Wire
+from liveroom.protocol.codec import Codec, deflate_frame, encode, frame, ws_frame
+
+Event = dict[str, Any]
+# what an event that no codec can carry raises (a value no check refused: a bug)
+UNENCODABLE = (TypeError, ValueError, OverflowError)
+
+
+@dataclass(slots=True)
+class Outgoing:
+    frames: dict[Wire, bytes]  # the shared batch, one complete frame per wire
+    personal: dict[str, dict[Codec, bytes]] = field(default_factory=dict)  # user -> codec -> frame
+    essential: bool = False  # carries a durable event other than a comment
+    dropped: int = 0  # comments left out of the shared sample
+    encodes: int = 0
+
+
+def build(
+    room_id: str,
+    durable: list[Event],
+    ephemeral: list[Event],
+    pick: list[int] | None,
+    wires: Iterable[Wire],
+    present: Container[str],
+) -> Outgoing:
+    """The tick's frames. `pick`: indices of the comments in `durable` every viewer gets
+    (None: all); `present`: users here, who get their own sampled-out comments back.
+    Every frame is encoded before any is returned, so a failed encode sends nothing."""
+    comments = [e for e in durable if e["type"] == "comment"]
+    own: dict[str, list[Event]] = {}
+    if pick is None:
+        shared, dropped = durable, 0
+    else:
+        keep = {id(comments[i]) for i in pick}
+        shared = [e for e in durable if e["type"] != "comment" or id(e) in keep]
+        dropped = len(comments) - len(pick)
+        for e in comments:
+            if id(e) not in keep and e["user"]["id"] in present:
+                own.setdefault(e["user"]["id"], []).append(e)
+    essential = any(e["type"] != "comment" for e in shared)
+    batch: Event = {"t": "batch", "room": room_id, "events": shared + ephemeral}
+    if dropped:
+        batch["dropped"] = dropped
+    wires = list(wires)
+    payloads = {codec: encode(batch, codec) for codec, _ in wires}
+    out = Outgoing({}, essential=essential, dropped=dropped, encodes=len(payloads))
+    for codec, wbits in wires:
+        payload = payloads[codec]
+        out.frames[(codec, wbits)] = deflate_frame(payload, codec.opcode, wbits) if wbits else ws_frame(payload, codec.opcode)
+    for user, mine in own.items():
+        out.personal[user] = {codec: personal(room_id, shared, mine, ephemeral, dropped, codec) for codec in payloads}
+    return out
+
+
+def personal(
+    room_id: str, shared: list[Event], mine: list[Event], ephemeral: list[Event], dropped: int, codec: Codec
+) -> bytes:
+    """The shared batch with this viewer's own sampled-out comments back in seq order."""
+    events = sorted(shared + mine, key=lambda e: e.get("seq", 0)) + ephemeral
+    batch: Event = {"t": "batch", "room": room_id, "events": events}
+    if dropped - len(mine):
+        batch["dropped"] = dropped - len(mine)
+    return frame(batch, codec)
+
+
+def unencodable(durable: list[Event]) -> list[tuple[Event, Codec, Exception]]:
+    """The events one of the codecs cannot carry, to drop them alone."""
+    bad: list[tuple[Event, Codec, Exception]] = []
+    for e in durable:
+        for codec in Codec:
+            try:
+                encode(e, codec)
+            except UNENCODABLE as exc:
+                bad.append((e, codec, exc))
+                break
+    return bad
