@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from liveroom.auth import make_token  # noqa: E402
 from liveroom.broker import keys as K  # noqa: E402
 from liveroom.broker.scripts import source  # noqa: E402
+from liveroom.protocol import events  # noqa: E402
 from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -119,7 +120,7 @@ def redis_benchmark(port: int, sha: str, room: str, sale: str, seconds: float) -
     k = K.room_keys(room)
     keys = [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, K.SHARD_ORDERS_STREAM, k.meta, k.hist]
     args = ["PUBLISH", k.channel, sale, "u__rand_int__", "1", "f__rand_int__", f"o-{sale}-", "900000",
-            "e", "1000", room, "k__rand_int__"]  # fmt: skip
+            "e", "1000", room, "k__rand_int__", events.pack(events.sold_out(sale))]  # fmt: skip
     n = 20000
     best = 0.0
     deadline = time.monotonic() + seconds

@@ -57,7 +57,7 @@ def commands() -> list[tuple[Any, ...]]:
         user = f"wx_o6zAJs{i:06d}"
         keys = [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, "lr:orders", k.meta, k.hist]
         args = ["PUBLISH", k.channel, sale, user, 1, f"{len(user)}:{user}key-{i}", f"o{len(room)}-{room}-{sale}-",
-                900_000, "e8f1c2", 1000, room, f"key-{i}"]  # fmt: skip
+                900_000, "e8f1c2", 1000, room, f"key-{i}", msgpack.packb({"type": "sold_out", "sale": sale})]  # fmt: skip
         out.append(("EVALSHA", sha, len(keys), *keys, *args))
         event = msgpack.packb({"type": "comment", "user": {"id": user, "name": "小明"}, "text": "好看！多少钱？", "ts": 1764520000000 + i})
         out.append(("EVALSHA", sha, 4, k.meta, k.hist, k.mutes, f"lr:{{{room}}}:rate:{user}", "PUBLISH", k.channel,

@@ -476,16 +476,18 @@ class RedisBroker:
         )
         return int(seq), epoch.decode()
 
-    async def sale_close(self, room: str, sale: str) -> int | None:
+    async def sale_close(self, room: str, sale: str, body: bytes) -> int | None:
         """The event's seq, or None when there is no such sale."""
         k = K.room_keys(room)
         seq, _ = await self._script(
-            "sale_close", room, [k.sales, k.meta, k.hist], [self._pubcmd, k.channel, sale, new_epoch(), self._history_len]
+            "sale_close", room, [k.sales, k.meta, k.hist],
+            [self._pubcmd, k.channel, sale, new_epoch(), self._history_len, body],
         )
         return None if int(seq) < 0 else int(seq)
 
     async def sale_buy(
-        self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int
+        self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int,
+        sold_out_body: bytes,
     ) -> tuple[str, str, int, bool] | tuple[str, str]:
         """('ok', order id, remaining, first time) or ('err', code)."""
         k = K.room_keys(room)
@@ -495,7 +497,7 @@ class RedisBroker:
             room,
             [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, self.orders_stream(room), k.meta, k.hist],
             [self._pubcmd, k.channel, sale, user, qty, idem_field, order_prefix, pay_window_ms,
-             new_epoch(), self._history_len, room, key],
+             new_epoch(), self._history_len, room, key, sold_out_body],
         )  # fmt: skip
         if out[0] == b"ok":
             return "ok", out[1].decode(), int(out[2]), bool(out[3])

@@ -26,6 +26,7 @@ from liveroom.core.resync import Resync, welcome
 from liveroom.core.room import Event, Room
 from liveroom.core.rules import CommentSampler
 from liveroom.errors import Unavailable
+from liveroom.protocol import events
 from liveroom.protocol.codec import frame
 
 log = logging.getLogger(__name__)
@@ -235,11 +236,11 @@ class Hub:
         durable = room.due()
         ephemeral: list[Event] = []
         if room.likes_dirty:
-            ephemeral.append({"type": "likes", "total": room.likes})
+            ephemeral.append(events.likes(room.likes))
         online_due = room.online != room.online_sent or now - room.online_at >= ONLINE_REFRESH_S
         if online_due:
-            ephemeral.append({"type": "online", "count": room.online})
-        ephemeral.extend({"type": "stock", "sale": s, "remaining": n} for s, n in room.stock.items())
+            ephemeral.append(events.online(room.online))
+        ephemeral.extend(events.stock(s, n) for s, n in room.stock.items())
         if (durable or ephemeral) and room.size:
             comments = sum(1 for e in durable if e["type"] == "comment")
             pick = room.sampler.pick(comments) if comments else None

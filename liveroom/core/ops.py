@@ -14,9 +14,10 @@ import msgpack
 from liveroom.broker.base import Broker, Refusal
 from liveroom.config import Config
 from liveroom.core.hub import Hub
-from liveroom.core.rules import TokenBucket, clean_text
+from liveroom.core.rules import clean_text
 from liveroom.core.session import Session
 from liveroom.errors import FORBIDDEN, MUTED, RATE_LIMITED, UNKNOWN_OP, ReplyError
+from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ class Ops:
         self.hub = hub
         self.broker = broker
         self.sales = sales
-        self._buckets: dict[str, TokenBucket] = {}
         self._handlers: dict[type, Callable[[Session, Any], Awaitable[Result]]] = {
             F.Comment: self.comment,
             F.Like: self.like,
@@ -57,30 +57,15 @@ class Ops:
             raise ReplyError(UNKNOWN_OP, f"{type(op).__name__} is not available on this hub yet")
         return await handler(s, op)
 
-    def _rate_ok(self, user: str) -> bool:
-        """This hub's view of the comment rate: refuses a spammer here without a Redis call.
-        The rule itself (one allowance per user over all hubs) is kept in room_comment.lua."""
-        rate = self.cfg.room.comment_rate
-        if rate <= 0:
-            return True
-        bucket = self._buckets.get(user)
-        if bucket is None:
-            if len(self._buckets) > 100_000:  # bounded: forget idle users' buckets
-                cutoff = time.monotonic() - 60
-                self._buckets = {u: b for u, b in self._buckets.items() if b.stamp > cutoff}
-            bucket = self._buckets[user] = TokenBucket(rate, self.cfg.room.comment_burst)
-        return bucket.take()
-
     async def comment(self, s: Session, op: F.Comment) -> Result:
         if s.identity.anonymous:
             raise ReplyError(FORBIDDEN, "sign in to comment")
         text = clean_text(op.text, self.cfg.room.comment_max_chars)
-        if not self._rate_ok(s.identity.id):
-            raise ReplyError(RATE_LIMITED, "commenting too fast")
-        event = {"type": "comment", "user": s.user(), "text": text, "ts": now_ms()}
+        event = events.comment(s.user(), text, now_ms())
         room = self.cfg.room
+        # the allowance is counted over all hubs, in room_comment.lua: one bucket per user
         res = await self.broker.publish_comment(
-            s.room, msgpack.packb(event), s.identity.id, room.comment_rate, room.comment_burst
+            s.room, events.pack(event), s.identity.id, room.comment_rate, room.comment_burst
         )
         if isinstance(res, Refusal):
             if res.reason == "rate":  # over the allowance counted across all hubs
@@ -93,14 +78,13 @@ class Ops:
         return None
 
     async def pin(self, s: Session, op: F.Pin) -> Result:
-        event = {"type": "pin", "product": op.product}
         value = msgpack.packb(op.product) if op.product is not None else b""
-        seq, _ = await self.broker.publish_event(s.room, msgpack.packb(event), "pinned", value)
+        seq, _ = await self.broker.publish_event(s.room, events.pack(events.pin(op.product)), "pinned", value)
         return {"seq": seq}
 
     async def notice(self, s: Session, op: F.Notice) -> Result:
         text = clean_text(op.text, 2000)
-        seq, _ = await self.broker.publish_event(s.room, msgpack.packb({"type": "notice", "text": text}))
+        seq, _ = await self.broker.publish_event(s.room, events.pack(events.notice(text)))
         return {"seq": seq}
 
     async def mute(self, s: Session, op: F.Mute) -> Result:
@@ -109,7 +93,5 @@ class Ops:
         return None
 
     async def delete_comment(self, s: Session, op: F.DeleteComment) -> Result:
-        seq, _ = await self.broker.publish_event(
-            s.room, msgpack.packb({"type": "comment_deleted", "comment": op.seq})
-        )
+        seq, _ = await self.broker.publish_event(s.room, events.pack(events.comment_deleted(op.seq)))
         return {"seq": seq}

@@ -26,6 +26,7 @@ from liveroom.errors import (
     ReplyError,
     Unavailable,
 )
+from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,18 @@ class Sales:
             "starts_at": op.starts_at,
             "ends_at": op.ends_at,
         }
-        status = "scheduled" if op.starts_at > now else "open"
-        event = {"type": "sale", "sale": {"id": sale, **info, "initial": op.stock, "status": status}}
-        seq, _ = await self.broker.sale_create(s.room, sale, msgpack.packb(info), op.stock, msgpack.packb(event))
+        view = sale_view(SaleRecord(sale, info, op.stock, "open"), now)
+        seq, _ = await self.broker.sale_create(s.room, sale, msgpack.packb(info), op.stock, events.pack(events.sale(view)))
         return {"sale": sale, "seq": seq}
 
     async def close(self, s: Session, op: F.SaleClose) -> dict[str, Any]:
-        seq = await self.broker.sale_close(s.room, op.sale)
+        # the event is built here from the sale as it is now; the script sets its status
+        # and its remaining stock, which only Redis knows when it closes the sale
+        record = next((r for r in await self.broker.sales(s.room) if r.id == op.sale), None)
+        if record is None:
+            raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
+        view = sale_view(SaleRecord(record.id, record.info, record.stock, "closed"))
+        seq = await self.broker.sale_close(s.room, op.sale, events.pack(events.sale(view)))
         if seq is None:
             raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
         return {"seq": seq}
@@ -128,7 +134,8 @@ class Sales:
         if not op.key:
             raise ReplyError(BAD_FIELD, "key: required (a client idempotency key)")
         res = await self.broker.sale_buy(
-            s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms
+            s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms,
+            events.pack(events.sold_out(op.sale)),
         )
         if res[0] == "err":
             code = res[1]

@@ -6,6 +6,7 @@
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] sale id  ARGV[4] user  ARGV[5] qty
 -- ARGV[6] idempotency field  ARGV[7] order id prefix  ARGV[8] pay window ms
 -- ARGV[9] epoch candidate  ARGV[10] maxlen  ARGV[11] room  ARGV[12] client key
+-- ARGV[13] the `sold_out` event (msgpack, protocol/events.py), published if this buy empties the stock
 -- returns {'ok', order id, remaining, 0|1 first time} or {'err', code}; a repeated key
 -- returns the first answer unchanged (success or failure) and touches nothing
 local sid, user, qty = ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -53,6 +54,6 @@ redis.call('HSET', KEYS[3], ARGV[6], 'ok|' .. oid .. '|' .. remaining)
 redis.call(ARGV[1], ARGV[2], 'S' .. sid .. ' ' .. remaining)
 if remaining == 0 then
   redis.call('HSET', KEYS[1], sid .. ':status', 'sold_out')
-  publish_durable(KEYS[7], KEYS[8], ARGV[1], ARGV[2], cmsgpack.pack({type = 'sold_out', sale = sid}), ARGV[9], ARGV[10])
+  publish_durable(KEYS[7], KEYS[8], ARGV[1], ARGV[2], ARGV[13], ARGV[9], ARGV[10])
 end
 return {'ok', oid, remaining, 1}

@@ -1,0 +1,74 @@
+"""Every room event of the wire contract, built in one place.
+
+Python builds each event body here; a Lua script that publishes an event gets the body
+prepared (msgpack) and at most fills in a value only Redis knows at that moment (a sale's
+remaining stock), so an event's fields cannot drift between Python and Lua.
+`FIELDS` is what docs/protocol.md documents (tests/test_events.py holds them together).
+Durable events get their `seq` from Redis when published; it is not part of the body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+Event = dict[str, Any]
+
+# type -> fields of the event on the wire (besides `type`)
+FIELDS: dict[str, frozenset[str]] = {
+    "comment": frozenset({"seq", "user", "text", "ts"}),
+    "comment_deleted": frozenset({"seq", "comment"}),
+    "likes": frozenset({"total"}),
+    "online": frozenset({"count"}),
+    "pin": frozenset({"seq", "product"}),
+    "notice": frozenset({"seq", "text"}),
+    "sale": frozenset({"seq", "sale"}),
+    "stock": frozenset({"sale", "remaining"}),
+    "sold_out": frozenset({"seq", "sale"}),
+}
+# the `sale` map of `sale` events, welcome.state.sales and GET .../sales/{id}
+SALE_FIELDS = frozenset({"id", "sku", "title", "price", "stock", "initial", "limit", "starts_at", "ends_at", "status"})
+DURABLE = frozenset(t for t, f in FIELDS.items() if "seq" in f)
+
+
+def pack(event: Event) -> bytes:
+    """A durable event's body as Redis stores and publishes it (without its seq)."""
+    return msgpack.packb(event)  # type: ignore[no-any-return]
+
+
+def comment(user: dict[str, str], text: str, ts: int) -> Event:
+    return {"type": "comment", "user": user, "text": text, "ts": ts}
+
+
+def comment_deleted(seq: int) -> Event:
+    return {"type": "comment_deleted", "comment": seq}
+
+
+def pin(product: dict[str, Any] | None) -> Event:
+    return {"type": "pin", "product": product}
+
+
+def notice(text: str) -> Event:
+    return {"type": "notice", "text": text}
+
+
+def sale(view: dict[str, Any]) -> Event:
+    """`view`: the sale as core/sales.py `sale_view` shows it."""
+    return {"type": "sale", "sale": {k: view[k] for k in SALE_FIELDS}}
+
+
+def sold_out(sale_id: str) -> Event:
+    return {"type": "sold_out", "sale": sale_id}
+
+
+def likes(total: int) -> Event:
+    return {"type": "likes", "total": total}
+
+
+def online(count: int) -> Event:
+    return {"type": "online", "count": count}
+
+
+def stock(sale_id: str, remaining: int) -> Event:
+    return {"type": "stock", "sale": sale_id, "remaining": remaining}
