@@ -50,7 +50,6 @@ class RoomConfig:
     history_len: int = 1000  # durable events kept per room for resume
     presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
     hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
-    max_like_n: int = 50
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,7 @@
     LiveroomError
     ├── ReplyError(code, message)     a frame or request refused: `reply`/`error` with the code
     │   └── Unavailable               Redis could not be reached or timed out ("unavailable")
-    ├── Refused(status, code)         refused before the WebSocket upgrade (HTTP status + code)
-    └── Disconnect(reason, close)     the server ends a connection: `bye` then close
+    └── Refused(status, code)         refused before the WebSocket upgrade (HTTP status + code)
 
 "Redis said no" (a script's refusal) is a ReplyError with its own code; "Redis could not be
 reached" is Unavailable. They are never confused: a sale must not be reported sold out
@@ -127,12 +126,3 @@ class Refused(LiveroomError):
 
     def as_body(self) -> dict[str, dict[str, str]]:
         return {"error": {"code": self.code, "message": self.message}}
-
-
-class Disconnect(LiveroomError):
-    """The server ends the connection: a `bye` frame with `reason`, then close."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.close_code, self.reconnect = BYE[reason]

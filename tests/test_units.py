@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from liveroom import config
-from liveroom.core.rules import CommentSampler, TokenBucket, clean_text
+from liveroom.core.rules import CommentSampler, clean_text
 from liveroom.errors import ReplyError
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import Codec, decode, encode, ws_frame
@@ -104,12 +104,6 @@ def test_sampler_gives_the_full_cap_when_comments_come_unevenly() -> None:
     assert _feed(CommentSampler(20, 100), ticks) >= 0.95 * min(sum(ticks), 60 * 20)
     # and at twice the cap, bunched, a viewer still gets the cap, not less
     assert 1190 <= _feed(CommentSampler(20, 100), [12, 0] * 300) <= 1210
-
-
-def test_token_bucket() -> None:
-    b = TokenBucket(2, 3)
-    assert [b.take(now=b.stamp) for _ in range(4)] == [True, True, True, False]
-    assert b.take(now=b.stamp + 0.5)
 
 
 def test_config_env_overrides_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]

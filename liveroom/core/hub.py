@@ -104,6 +104,7 @@ class Hub:
         if room is None:
             room = Room(room_id, CommentSampler(self.cfg.room.viewer_comment_cap, self.cfg.room.tick_ms))
             self.rooms[room_id] = room
+            self.metrics.rooms.inc()
         room.empty_since = None
         async with room.lock:
             if not room.ready:
@@ -113,6 +114,7 @@ class Hub:
                 except BaseException:
                     if room.size == 0 and self.rooms.get(room_id) is room:
                         del self.rooms[room_id]
+                        self.metrics.rooms.dec()
                     raise
                 room.start(state.epoch, state.seq, state.likes, state.online)
                 return room, state
@@ -123,6 +125,7 @@ class Hub:
             if room.users or self.rooms.get(room.id) is not room:
                 return
             del self.rooms[room.id]
+            self.metrics.rooms.dec()
             await self.broker.unsubscribe(room.id)
 
     async def join(

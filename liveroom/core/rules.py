@@ -44,26 +44,6 @@ def take_token(tokens: float, elapsed: float, rate: float, burst: float, n: floa
     return False, tokens
 
 
-class TokenBucket:
-    """`rate` tokens per second, up to `burst`; rate 0 means unlimited."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1.0)
-        self.tokens = self.burst
-        self.stamp = time.monotonic()
-
-    def take(self, n: float = 1.0, now: float | None = None) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic() if now is None else now
-        ok, self.tokens = take_token(self.tokens, now - self.stamp, self.rate, self.burst, n)
-        self.stamp = now
-        return ok
-
-
 class CommentSampler:
     """How many of a tick's comments every viewer is sent, at most `cap` per second.
 

@@ -34,9 +34,6 @@ class Codec(str, Enum):
         return OP_BINARY if self is Codec.MSGPACK else OP_TEXT
 
 
-_packer_default = None
-
-
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return obj.hex()

@@ -34,7 +34,6 @@ from liveroom.errors import (
     OVERLOADED,
     RATE_LIMITED,
     UNKNOWN_OP,
-    Disconnect,
     Refused,
     ReplyError,
     Unavailable,
@@ -220,8 +219,6 @@ class WsEndpoint:
             conn.send(self._refusal(conn, fid, exc), True)
             if exc.code in STRIKE_CODES and not conn.take_strike():
                 conn.bye("abuse")
-        except Disconnect as exc:
-            conn.bye(exc.reason)
         except Exception:
             log.exception("op failed")
             conn.send(self._refusal(conn, fid, ReplyError(INTERNAL, "internal error")), True)
