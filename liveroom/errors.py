@@ -88,6 +88,27 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
 }
 
 
+# what a refusal says, by code (a script's refusals and the ops' own)
+MESSAGES: Final[dict[str, str]] = {
+    SOLD_OUT: "sold out",
+    LIMIT_REACHED: "you have reached the per-person limit for this sale",
+    NOT_STARTED: "the sale has not started yet",
+    ENDED: "the sale has ended",
+    CLOSED: "closed",
+    NO_SUCH_SALE: "no such sale in this room",
+    NO_SUCH_ORDER: "no such order",
+    BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
+    RATE_LIMITED: "commenting too fast",
+    MUTED: "muted",
+}
+
+
+def refusal(code: str, detail: str = "") -> "ReplyError":
+    """The ReplyError for a refusal code, with the one message that code has."""
+    message = MESSAGES.get(code, code.replace("_", " "))
+    return ReplyError(code, f"{message} {detail}" if detail else message)
+
+
 class LiveroomError(Exception):
     """Root of every error liveroom raises on purpose."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
@@ -41,7 +41,6 @@ from liveroom.broker.base import (
     BrokerMsg,
     DurableMsg,
     LikesMsg,
-    Refusal,
     RoomState,
     SaleRecord,
     StockMsg,
@@ -51,7 +50,7 @@ from liveroom.broker.pipeline import AutoPipeline
 from liveroom.broker.scripts import Scripts
 from liveroom.broker.sharding import shard_of
 from liveroom.config import RedisConfig
-from liveroom.errors import Unavailable
+from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -396,8 +395,8 @@ class RedisBroker:
 
     async def publish_comment(
         self, room: str, body: bytes, user: str, rate: float, burst: int
-    ) -> tuple[int, str] | Refusal:
-        """(seq, epoch), or why not: muted (until ms, -1 forever) or over the room's rate."""
+    ) -> tuple[int, str]:
+        """(seq, epoch); refused `muted` or `rate_limited` (the allowance over all hubs)."""
         k = K.room_keys(room)
         seq, epoch = await self._script(
             "room_comment",
@@ -406,9 +405,10 @@ class RedisBroker:
             [self._pubcmd, k.channel, body, new_epoch(), self._history_len, user, rate, burst],
         )
         if seq == -1:
-            return Refusal("muted", int(epoch))
+            until = int(epoch)
+            raise refusal(MUTED, "" if until < 0 else f"until {until}")
         if seq == -2:
-            return Refusal("rate")
+            raise refusal(RATE_LIMITED)
         return int(seq), epoch.decode()
 
     async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]:
@@ -476,20 +476,22 @@ class RedisBroker:
         )
         return int(seq), epoch.decode()
 
-    async def sale_close(self, room: str, sale: str, body: bytes) -> int | None:
-        """The event's seq, or None when there is no such sale."""
+    async def sale_close(self, room: str, sale: str, body: bytes) -> int:
+        """The event's seq; refused `no_such_sale`."""
         k = K.room_keys(room)
         seq, _ = await self._script(
             "sale_close", room, [k.sales, k.meta, k.hist],
             [self._pubcmd, k.channel, sale, new_epoch(), self._history_len, body],
         )
-        return None if int(seq) < 0 else int(seq)
+        if int(seq) < 0:
+            raise refusal(NO_SUCH_SALE)
+        return int(seq)
 
     async def sale_buy(
         self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int,
         sold_out_body: bytes,
-    ) -> tuple[str, str, int, bool] | tuple[str, str]:
-        """('ok', order id, remaining, first time) or ('err', code)."""
+    ) -> tuple[str, int, bool]:
+        """(order id, remaining, first time); a refusal is raised with its code."""
         k = K.room_keys(room)
         idem_field = f"{len(user)}:{user}{key}"
         out = await self._script(
@@ -499,12 +501,12 @@ class RedisBroker:
             [self._pubcmd, k.channel, sale, user, qty, idem_field, order_prefix, pay_window_ms,
              new_epoch(), self._history_len, room, key, sold_out_body],
         )  # fmt: skip
-        if out[0] == b"ok":
-            return "ok", out[1].decode(), int(out[2]), bool(out[3])
-        return "err", out[1].decode()
+        if out[0] != b"ok":
+            raise refusal(out[1].decode())
+        return out[1].decode(), int(out[2]), bool(out[3])
 
-    async def order_release(self, room: str, order: str, sale: str, status: str) -> tuple[bool, str]:
-        """(released now, code or new status)."""
+    async def order_release(self, room: str, order: str, sale: str, status: str) -> None:
+        """Released now; refused `no_such_order`, `closed` (no longer pending) or `not_due`."""
         k = K.room_keys(room)
         out = await self._script(
             "order_release",
@@ -512,12 +514,14 @@ class RedisBroker:
             [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta],
             [order, status, self._pubcmd, k.channel],
         )
-        return out[0] == b"ok", out[1].decode()
+        if out[0] != b"ok":
+            raise refusal(out[1].decode())
 
-    async def order_confirm(self, room: str, order: str) -> tuple[bool, str]:
+    async def order_confirm(self, room: str, order: str) -> None:
         k = K.room_keys(room)
         out = await self._script("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
-        return out[0] == b"ok", out[1].decode()
+        if out[0] != b"ok":
+            raise refusal(out[1].decode())
 
     async def order(self, room: str, order: str) -> bytes | None:
         return await self._bounded(self._cmd(room).hget(K.room_keys(room).orders, order))

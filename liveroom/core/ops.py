@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgpack
 
-from liveroom.broker.base import Broker, Refusal
+from liveroom.broker.base import Broker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.rules import clean_text
 from liveroom.core.session import Session
-from liveroom.errors import FORBIDDEN, MUTED, RATE_LIMITED, UNKNOWN_OP, ReplyError
+from liveroom.errors import FORBIDDEN, UNKNOWN_OP, ReplyError
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
@@ -64,14 +64,10 @@ class Ops:
         event = events.comment(s.user(), text, now_ms())
         room = self.cfg.room
         # the allowance is counted over all hubs, in room_comment.lua: one bucket per user
-        res = await self.broker.publish_comment(
+        seq, _ = await self.broker.publish_comment(
             s.room, events.pack(event), s.identity.id, room.comment_rate, room.comment_burst
         )
-        if isinstance(res, Refusal):
-            if res.reason == "rate":  # over the allowance counted across all hubs
-                raise ReplyError(RATE_LIMITED, "commenting too fast")
-            raise ReplyError(MUTED, "muted" if res.until_ms < 0 else f"muted until {res.until_ms}")
-        return {"seq": res[0]}
+        return {"seq": seq}
 
     async def like(self, s: Session, op: F.Like) -> Result:
         self.hub.add_likes(s.room, op.n)

@@ -123,10 +123,7 @@ class Sales:
         if record is None:
             raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
         view = sale_view(SaleRecord(record.id, record.info, record.stock, "closed"))
-        seq = await self.broker.sale_close(s.room, op.sale, events.pack(events.sale(view)))
-        if seq is None:
-            raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
-        return {"seq": seq}
+        return {"seq": await self.broker.sale_close(s.room, op.sale, events.pack(events.sale(view)))}
 
     async def buy(self, s: Session, op: F.Buy) -> dict[str, Any]:
         if s.identity.anonymous:
@@ -137,10 +134,7 @@ class Sales:
             s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms,
             events.pack(events.sold_out(op.sale)),
         )
-        if res[0] == "err":
-            code = res[1]
-            raise ReplyError(code, _MESSAGES.get(code, code))
-        _, order, remaining, _first = res  # type: ignore[misc]
+        order, remaining, _first = res
         return {"order": order, "remaining": remaining}
 
     async def sale(self, room: str, sale: str) -> dict[str, Any]:
@@ -163,16 +157,12 @@ class Sales:
 
     async def confirm(self, order: str) -> dict[str, Any]:
         room, _ = parse_order_id(order)
-        ok, code = await self.broker.order_confirm(room, order)
-        if not ok:
-            raise ReplyError(code, _MESSAGES.get(code, code))
+        await self.broker.order_confirm(room, order)
         return {"order": order, "status": "confirmed"}
 
     async def cancel(self, order: str) -> dict[str, Any]:
         room, sale = parse_order_id(order)
-        ok, code = await self.broker.order_release(room, order, sale, "cancelled")
-        if not ok:
-            raise ReplyError(code, _MESSAGES.get(code, code))
+        await self.broker.order_release(room, order, sale, "cancelled")
         return {"order": order, "status": "cancelled"}
 
     # -- unpaid orders ---------------------------------------------------------------------
@@ -182,8 +172,13 @@ class Sales:
         n = 0
         for order in await self.broker.due_orders(room, now_ms()):
             _, sale = parse_order_id(order)
-            released, _ = await self.broker.order_release(room, order, sale, "expired")
-            n += released
+            try:
+                await self.broker.order_release(room, order, sale, "expired")
+            except Unavailable:
+                raise
+            except ReplyError:  # confirmed or cancelled meanwhile: nothing to expire
+                continue
+            n += 1
         return n
 
     async def reaper(self) -> None:
@@ -204,15 +199,3 @@ class Sales:
                 except Exception:
                     log.exception("order reaper failed")
 
-
-_MESSAGES = {
-    "sold_out": "sold out",
-    "limit_reached": "you have reached the per-person limit for this sale",
-    "not_started": "the sale has not started yet",
-    "ended": "the sale has ended",
-    "closed": "closed",
-    "no_such_sale": "no such sale in this room",
-    "no_such_order": "no such order",
-    "bad_field": "qty: over the per-person limit",
-    "not_due": "the order's pay window is still open",
-}
