@@ -50,6 +50,10 @@ OPEN = 0
 CLOSING = 1  # we sent a close frame (or answered one): data frames in are ignored
 LOST = 2  # the transport is gone
 
+# one (codec, deflate window bits) tuple shared by all the sockets that use it: a tuple per
+# socket was one more object for the cycle collector per idle viewer (bench/gc_objects.py)
+_WIRES: dict[tuple[Codec, int], tuple[Codec, int]] = {}
+
 # what the inbox holds: a ready frame to write in order, or (op, frame id, op name) to run
 Item = Union[bytes, "tuple[F.Op, int | None, str]"]
 
@@ -84,7 +88,7 @@ class Connection(asyncio.Protocol):
         self.endpoint = endpoint
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         self.codec = codec
-        self.wire = (codec, deflate_wbits)
+        self.wire = _WIRES.setdefault((codec, deflate_wbits), (codec, deflate_wbits))
         self.user_id = session.identity.id
         self.session = session
         self.ip = ip
