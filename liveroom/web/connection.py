@@ -47,7 +47,7 @@ CLOSE_WAIT_S = 2.0  # after our close frame: the peer has this long to answer, t
 
 # connection states
 OPEN = 0
-CLOSING = 1  # we sent a close frame (or answered one): data frames in are ignored
+CLOSING = 1  # we sent a close frame (or answered one): nothing more is sent, data in is ignored
 LOST = 2  # the transport is gone
 
 # one (codec, deflate window bits) tuple shared by all the sockets that use it: a tuple per
@@ -68,7 +68,6 @@ class Connection(asyncio.Protocol):
         "session",
         "ip",
         "outbox_bytes",
-        "closed",
         "state",
         "ready",
         "reader",
@@ -93,8 +92,7 @@ class Connection(asyncio.Protocol):
         self.session = session
         self.ip = ip
         self.outbox_bytes = lim.outbox_bytes
-        self.closed = False  # nothing more may be sent (close frame written, or socket gone)
-        self.state = OPEN
+        self.state = OPEN  # anything else: nothing more is sent or run
         self.ready = False  # joined the room (hub.leave is owed): queued frames may run
         self.reader = FrameReader(lim.max_frame_bytes, bool(deflate_wbits))
         self.inbox: deque[Item] | None = None  # exists only while there is work
@@ -111,11 +109,10 @@ class Connection(asyncio.Protocol):
     # -- the hub's side --------------------------------------------------------------------
 
     def send(self, data: bytes, essential: bool) -> None:
-        if self.closed:
+        if self.state != OPEN:
             return
         t = self.transport
         if t.is_closing():
-            self.closed = True
             return
         buffered = t.get_write_buffer_size()
         if buffered > self.outbox_bytes:
@@ -134,14 +131,14 @@ class Connection(asyncio.Protocol):
     def kick(self, reason: str) -> None:
         """`bye` from outside the frame handling, e.g. in the middle of a fan-out loop: on
         the next loop iteration, so that nothing is re-entered."""
-        if not self.closed:
+        if self.state == OPEN:
             asyncio.get_running_loop().call_soon(self.bye, reason)
 
     def bye(self, reason: str) -> None:
         """The last frame this socket gets: `bye`, then a close frame with the reason's code.
         The peer has CLOSE_WAIT_S to answer the close, then the socket is aborted (a slow
         peer may never read it: do not hold its buffer hostage)."""
-        if self.closed:
+        if self.state != OPEN or self.transport.is_closing():
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
         self.endpoint.metrics.byes.labels(reason).inc()
@@ -151,13 +148,12 @@ class Connection(asyncio.Protocol):
 
     def ping(self) -> None:
         """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life."""
-        if not self.closed and not self.transport.is_closing():
+        if self.state == OPEN and not self.transport.is_closing():
             self.transport.write(PING_FRAME)
 
     def _close(self, code: int | None, reason: bytes = b"", before: bytes = b"") -> None:
         """Send our close frame (after `before`); from now on nothing else is sent or run.
         Only once: a second close frame is never written (RFC 6455 section 5.5.1)."""
-        self.closed = True
         if self.inbox:
             self.inbox.clear()  # frames queued behind the close are not answered
         if self.state != OPEN:
@@ -187,7 +183,6 @@ class Connection(asyncio.Protocol):
         if self.state == LOST:
             return
         self.state = LOST
-        self.closed = True
         self.reader.discard()
         if self.closer is not None:
             self.closer.cancel()
@@ -227,7 +222,7 @@ class Connection(asyncio.Protocol):
                 if self.state == OPEN:  # once we are closing, data is no longer read
                     self.endpoint.on_message(self, ev.data)
             elif isinstance(ev, Ping):
-                if not self.closed and not self.transport.is_closing():
+                if self.state == OPEN and not self.transport.is_closing():
                     self.transport.write(ws_frame(ev.payload, OP_PONG))
             elif isinstance(ev, Close):
                 if self.state == OPEN:
@@ -247,7 +242,7 @@ class Connection(asyncio.Protocol):
     def ordered(self, item: Item) -> None:
         """A reply or an op to run, in the order the frames came: written at once when
         nothing is queued, else queued behind the work in flight."""
-        if self.closed:
+        if self.state != OPEN:
             return
         inbox = self.inbox
         if inbox is None:
