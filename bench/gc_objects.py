@@ -8,8 +8,9 @@ connection, 45 us each: a 0.5 s stall at 10,000 viewers, which set the fan-out p
 the socket is handed to our own protocol after the upgrade (web/takeover.py) it is ~10
 objects and ~67 references. This tool runs a hub in this process (its own Redis), connects
 --viewers idle viewers from a child process (bench/wsclient.py), and prints the
-per-connection count by type and the time of one full collection, so that a change that
-adds objects per connection shows up.
+per-connection count by type, the resident memory per connection (the hub's RSS before and
+after, as bench/fanout.py measures it) and the time of one full collection, so that a change
+that adds objects or bytes per connection shows up.
 
     .venv/bin/python bench/gc_objects.py --viewers 2000
 """
@@ -26,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
 
 from liveroom import config as config_mod  # noqa: E402
 from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E402
@@ -107,13 +110,16 @@ async def main(n: int, top: int) -> None:
         clients.append(await connect(port, 1))  # the room exists: its own objects are not counted
         before, rb = census()
         base_ms = full_collection_ms()
+        rss0 = psutil.Process().memory_info().rss
         clients.append(await connect(port, n))
         after, ra = census()
+        rss1 = psutil.Process().memory_info().rss
         full_ms = full_collection_ms()
         n0, n1 = sum(before.values()), sum(after.values())
         r0, r1 = sum(rb.values()), sum(ra.values())
         print(f"{n} idle viewers: tracked objects {n0:,} -> {n1:,}, {(n1 - n0) / n:.1f} per connection")
         print(f"references they hold: {r0:,} -> {r1:,}, {(r1 - r0) / n:.1f} per connection")
+        print(f"resident memory: {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MB, {(rss1 - rss0) / n / 1024:.2f} KB per connection")
         print(
             f"one full collection (gc.collect(), best of 5): {base_ms:.1f} ms with 1 viewer, {full_ms:.1f} ms with "
             f"{n + 1}: {1000 * (full_ms - base_ms) / n:.1f} us per connection"

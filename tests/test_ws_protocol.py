@@ -267,6 +267,68 @@ async def test_deflate_negotiation_and_compressed_client_frames(hub: HubProcess)
     assert reply["ok"], reply
 
 
+async def test_invalid_close_frames_fail_the_connection(hub: HubProcess) -> None:
+    """A close frame with a reserved code (1005), an unassigned one (2999), a one-byte
+    payload or a reason that is not UTF-8 is not echoed: the server closes with 1002 or 1007,
+    once, and closes TCP."""
+    r_ = room()
+    cases = [
+        (struct.pack("!H", 1005), 1002),
+        (struct.pack("!H", 2999), 1002),
+        (b"\x03", 1002),
+        (struct.pack("!H", 1000) + b"bad \xff", 1007),
+    ]
+
+    def run(payload: bytes) -> tuple[list[int], bool]:
+        c = RawClient(hub.port, r_, token("badclose"))
+        try:
+            assert c.recv_msg()["t"] == "welcome"
+            c.send(client_frame(payload, opcode=8))
+            codes = []
+            while True:
+                try:
+                    op, body = c.recv_frame()
+                except (EOFError, ConnectionResetError):
+                    return codes, True
+                if op == 8:
+                    codes.append(int(struct.unpack("!H", body[:2])[0]))
+        finally:
+            c.close()
+
+    for payload, expect in cases:
+        codes, eof = await in_thread(run, payload)
+        assert codes == [expect] and eof, (payload, codes)
+
+
+async def test_unsupported_version_gets_426(hub: HubProcess) -> None:
+    """A handshake for a version other than 13 is answered 426 Upgrade Required naming 13
+    (RFC 6455 4.4), and the socket is not taken over."""
+
+    def run() -> str:
+        sock = socket.create_connection(("127.0.0.1", hub.port), timeout=t(5))
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall(
+                (
+                    f"GET /ws?room={room()}&token={token('v8')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    "Sec-WebSocket-Version: 8\r\n\r\n"
+                ).encode()
+            )
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(4096)
+                assert chunk, "closed without an answer"
+                buf += chunk
+            return buf.split(b"\r\n\r\n", 1)[0].decode()
+        finally:
+            sock.close()
+
+    head = await in_thread(run)
+    assert head.startswith("HTTP/1.1 426 "), head
+    assert "sec-websocket-version: 13" in head.lower().split("\r\n"), head
+
+
 def test_negotiate_deflate() -> None:
     assert negotiate_deflate("") == (0, "")
     assert negotiate_deflate("x-webkit-deflate-frame")[0] == 0

@@ -19,6 +19,7 @@ from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales
 from liveroom.metrics import Metrics
 from liveroom.web.http import HttpApi
+from liveroom.web.takeover import check_aiohttp
 from liveroom.web.ws import WsEndpoint
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def make_hub_id() -> str:
 
 
 def build_app(cfg: Config) -> web.Application:
+    check_aiohttp()  # the socket takeover's aiohttp internals: fail now, not on the first viewer
     app = web.Application(client_max_size=64 * 1024)
     metrics = Metrics()
     auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)

@@ -4,10 +4,11 @@ After the upgrade (web/takeover.py) the transport's protocol is a `Connection`: 
 object per socket. While the viewer is idle it has no task, no coroutine, no timer and no
 per-socket buffer objects, so CPython's full cycle collection has little to walk per viewer.
 
-Frames in: parsed in `data_received` (masked, fragments reassembled up to max_frame_bytes,
-control frames answered at once, RSV1 messages inflated with a fresh decompressor since we
-negotiate client_no_context_takeover) and handed to `WsEndpoint.on_message` (web/ws.py),
-which checks and parses them. Ops await Redis and replies must keep the order of the frames:
+Frames in: `data_received` feeds the bytes to the connection's `FrameReader`
+(protocol/wsframes.py, which owns framing, fragments, inflate and every RFC 6455 check) and
+acts on its events: pings answered and close frames echoed at once, violations failed with
+the code the reader names, messages handed to `WsEndpoint.on_message` (web/ws.py), which
+checks and parses them. Ops await Redis and replies must keep the order of the frames:
 work goes into a small per-connection inbox served by one task that exists only while the
 inbox is not empty; over INBOX_MAX queued items reading is paused until it drains.
 
@@ -25,24 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any, Union
 
 from liveroom.core.rules import take_token
 from liveroom.errors import BYE
-from liveroom.protocol.codec import (
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    PING_FRAME,
-    Codec,
-    close_frame,
-    frame,
-    unmask,
-    ws_frame,
-)
+from liveroom.protocol.codec import OP_PONG, PING_FRAME, Codec, close_frame, frame, ws_frame
+from liveroom.protocol.wsframes import Close, FrameReader, Message, Ping, ProtocolViolation, TooLarge
 
 if TYPE_CHECKING:
     from liveroom.core.session import Session
@@ -54,14 +44,15 @@ log = logging.getLogger(__name__)
 SLOW_FACTOR = 4
 INBOX_MAX = 32  # queued frames before reading is paused (resumed at half)
 CLOSE_WAIT_S = 2.0  # after our close frame: the peer has this long to answer, then abort
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
-DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 # connection states
 OPEN = 0
-CLOSING = 1  # we sent a close frame (or answered one): data frames in are ignored
+CLOSING = 1  # we sent a close frame (or answered one): nothing more is sent, data in is ignored
 LOST = 2  # the transport is gone
+
+# one (codec, deflate window bits) tuple shared by all the sockets that use it: a tuple per
+# socket was one more object for the cycle collector per idle viewer (bench/gc_objects.py)
+_WIRES: dict[tuple[Codec, int], tuple[Codec, int]] = {}
 
 # what the inbox holds: a ready frame to write in order, or (op, frame id, op name) to run
 Item = Union[bytes, "tuple[F.Op, int | None, str]"]
@@ -77,14 +68,9 @@ class Connection(asyncio.Protocol):
         "session",
         "ip",
         "outbox_bytes",
-        "max_frame",
-        "closed",
         "state",
         "ready",
-        "buf",
-        "skip",
-        "frag",
-        "frag_op",
+        "reader",
         "inbox",
         "worker",
         "paused",
@@ -101,19 +87,14 @@ class Connection(asyncio.Protocol):
         self.endpoint = endpoint
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
         self.codec = codec
-        self.wire = (codec, deflate_wbits)
+        self.wire = _WIRES.setdefault((codec, deflate_wbits), (codec, deflate_wbits))
         self.user_id = session.identity.id
         self.session = session
         self.ip = ip
         self.outbox_bytes = lim.outbox_bytes
-        self.max_frame = lim.max_frame_bytes
-        self.closed = False  # nothing more may be sent (close frame written, or socket gone)
-        self.state = OPEN
+        self.state = OPEN  # anything else: nothing more is sent or run
         self.ready = False  # joined the room (hub.leave is owed): queued frames may run
-        self.buf = b""  # an incomplete frame, until the rest arrives
-        self.skip = 0  # bytes of an oversized frame still to discard
-        self.frag: bytes | None = None  # the message being reassembled from fragments
-        self.frag_op = 0  # its opcode, | 0x40 when compressed
+        self.reader = FrameReader(lim.max_frame_bytes, bool(deflate_wbits))
         self.inbox: deque[Item] | None = None  # exists only while there is work
         self.worker: asyncio.Task[None] | None = None
         self.paused = False
@@ -128,11 +109,10 @@ class Connection(asyncio.Protocol):
     # -- the hub's side --------------------------------------------------------------------
 
     def send(self, data: bytes, essential: bool) -> None:
-        if self.closed:
+        if self.state != OPEN:
             return
         t = self.transport
         if t.is_closing():
-            self.closed = True
             return
         buffered = t.get_write_buffer_size()
         if buffered > self.outbox_bytes:
@@ -151,14 +131,14 @@ class Connection(asyncio.Protocol):
     def kick(self, reason: str) -> None:
         """`bye` from outside the frame handling, e.g. in the middle of a fan-out loop: on
         the next loop iteration, so that nothing is re-entered."""
-        if not self.closed:
+        if self.state == OPEN:
             asyncio.get_running_loop().call_soon(self.bye, reason)
 
     def bye(self, reason: str) -> None:
         """The last frame this socket gets: `bye`, then a close frame with the reason's code.
         The peer has CLOSE_WAIT_S to answer the close, then the socket is aborted (a slow
         peer may never read it: do not hold its buffer hostage)."""
-        if self.closed:
+        if self.state != OPEN or self.transport.is_closing():
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
         self.endpoint.metrics.byes.labels(reason).inc()
@@ -168,16 +148,17 @@ class Connection(asyncio.Protocol):
 
     def ping(self) -> None:
         """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life."""
-        if not self.closed and not self.transport.is_closing():
+        if self.state == OPEN and not self.transport.is_closing():
             self.transport.write(PING_FRAME)
 
     def _close(self, code: int | None, reason: bytes = b"", before: bytes = b"") -> None:
-        """Send our close frame (after `before`); from now on nothing else is sent or run."""
-        self.closed = True
+        """Send our close frame (after `before`); from now on nothing else is sent or run.
+        Only once: a second close frame is never written (RFC 6455 section 5.5.1)."""
         if self.inbox:
             self.inbox.clear()  # frames queued behind the close are not answered
-        if self.state == OPEN:
-            self.state = CLOSING
+        if self.state != OPEN:
+            return  # ours is already written, or the socket is gone
+        self.state = CLOSING
         t = self.transport
         if not t.is_closing():
             t.write(before + close_frame(code, reason))
@@ -192,7 +173,6 @@ class Connection(asyncio.Protocol):
         log.debug("closing %s: %s", self.ip, reason)
         self._close(code, reason.encode())
         self.transport.close()
-        self.buf = b""
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -203,9 +183,7 @@ class Connection(asyncio.Protocol):
         if self.state == LOST:
             return
         self.state = LOST
-        self.closed = True
-        self.buf = b""
-        self.frag = None
+        self.reader.discard()
         if self.closer is not None:
             self.closer.cancel()
             self.closer = None
@@ -222,123 +200,49 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
-        if self.buf:
-            data = self.buf + data
-            self.buf = b""
-        self._parse(data)
+        self.reader.feed(data)
+        self._read()
 
     # -- frames in -------------------------------------------------------------------------
 
-    def _parse(self, data: bytes) -> None:
-        """Every complete frame in `data`; an incomplete one is kept in `buf`."""
-        pos = 0
-        n = len(data)
-        while pos < n:
-            if self.skip:
-                k = min(self.skip, n - pos)
-                self.skip -= k
-                pos += k
-                continue
+    def _read(self) -> None:
+        """Act on the reader's events until it needs more bytes, the socket is closing, or the
+        inbox is full (then reading pauses; what is buffered stays in the reader)."""
+        reader = self.reader
+        while reader.buf:
             if self.inbox is not None and len(self.inbox) >= INBOX_MAX:
                 self.paused = True
                 if self.state != LOST:
                     self.transport.pause_reading()
-                break
-            if n - pos < 2:
-                break
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            head = pos + 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                head = pos + 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                head = pos + 10
-            op = b0 & 0x0F
-            if not b1 & 0x80:
-                return self._fail(CLOSE_PROTOCOL_ERROR, "unmasked client frame")
-            if op >= 8:
-                if length > 125 or not b0 & 0x80 or b0 & 0x70 or op > OP_PONG:
-                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad control frame")
-            else:
-                if op > 2 or b0 & 0x30 or (b0 & 0x40 and (op == 0 or not self.wire[1])):
-                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad data frame")
-                if (op == 0) != (self.frag is not None):
-                    return self._fail(CLOSE_PROTOCOL_ERROR, "bad fragmentation")
-                if length + (len(self.frag) if self.frag is not None else 0) > self.max_frame:
-                    # do not buffer it: drop it as it arrives, and say goodbye
-                    self.frag = None
-                    self.skip = head + 4 + length - pos
-                    if self.state == OPEN:
-                        self.bye("too_large")
-                    continue
-            end = head + 4 + length
-            if end > n:
-                break
-            payload = unmask(data[head + 4 : end], data[head : head + 4])
-            pos = end
-            if op >= 8:
-                self._control(op, payload)
-                if self.transport.is_closing():
-                    return  # closed by the peer's close frame or a violation: the rest is moot
-                continue
-            if self.state != OPEN:
-                continue  # we are closing: data frames are no longer read
-            if op:
-                self.frag_op = op | (b0 & 0x40)
-                self.frag = payload
-            else:
-                self.frag += payload  # type: ignore[operator]
-            if b0 & 0x80:
-                message, self.frag = self.frag, None
-                self._message(self.frag_op, message)  # type: ignore[arg-type]
-                if self.transport.is_closing():
-                    return
-        if pos < n and self.state != LOST:
-            self.buf = data[pos:]
-
-    def _control(self, op: int, payload: bytes) -> None:
-        if op == OP_PING:
-            if not self.closed and not self.transport.is_closing():
-                self.transport.write(ws_frame(payload, OP_PONG))
-        elif op == OP_CLOSE:
-            if len(payload) == 1:
-                return self._fail(CLOSE_PROTOCOL_ERROR, "bad close frame")
-            if self.state == OPEN:
-                code = int.from_bytes(payload[:2], "big") if payload else None
-                self._close(code)  # echo the peer's code (RFC 6455 section 5.5.1)
-            self.transport.close()  # the server closes TCP first
-        # a pong only counts as life (last_rx)
-
-    def _message(self, op: int, data: bytes) -> None:
-        if op & 0x40:
-            try:
-                data = zlib.decompressobj(-15).decompress(data + DEFLATE_TAIL, self.max_frame + 1)
-            except zlib.error:
-                return self._fail(CLOSE_INVALID_DATA, "bad deflate data")
-            if len(data) > self.max_frame:
-                return self.bye("too_large")
-        if op & 0x0F == OP_TEXT:
-            try:
-                text = data.decode()
-            except UnicodeDecodeError:
-                return self._fail(CLOSE_INVALID_DATA, "text frame is not UTF-8")
-            self.endpoint.on_message(self, text)
-        else:
-            self.endpoint.on_message(self, data)
+                return
+            ev = reader.next_event()
+            if ev is None:
+                return
+            if isinstance(ev, Message):
+                if self.state == OPEN:  # once we are closing, data is no longer read
+                    self.endpoint.on_message(self, ev.data)
+            elif isinstance(ev, Ping):
+                if self.state == OPEN and not self.transport.is_closing():
+                    self.transport.write(ws_frame(ev.payload, OP_PONG))
+            elif isinstance(ev, Close):
+                if self.state == OPEN:
+                    self._close(ev.code)  # echo the peer's code (RFC 6455 section 5.5.1)
+                self.transport.close()  # the server closes TCP first
+            elif isinstance(ev, TooLarge):
+                if self.state == OPEN:
+                    self.bye("too_large")
+            elif isinstance(ev, ProtocolViolation):
+                self._fail(ev.code, ev.reason)
+            # a Pong only counts as life (last_rx)
+            if self.transport.is_closing():
+                return  # closed by the peer, a violation or the endpoint: the rest is moot
 
     # -- ordered work ----------------------------------------------------------------------
 
     def ordered(self, item: Item) -> None:
         """A reply or an op to run, in the order the frames came: written at once when
         nothing is queued, else queued behind the work in flight."""
-        if self.closed:
+        if self.state != OPEN:
             return
         inbox = self.inbox
         if inbox is None:
@@ -381,9 +285,7 @@ class Connection(asyncio.Protocol):
         self.paused = False
         if self.state == LOST:
             return
-        if self.buf:
-            data, self.buf = self.buf, b""
-            self._parse(data)
+        self._read()
         if not self.paused and self.state != LOST and not self.transport.is_closing():
             self.transport.resume_reading()
 

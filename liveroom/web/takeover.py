@@ -21,6 +21,9 @@ pyproject.toml for this reason; re-check them before widening the pin):
   which calls only `resp.prepare(request)` and `resp.write_eof()`: a response whose two methods
   do nothing (`Detached`) makes aiohttp write nothing, and as `keep_alive` is not true and the
   handler was force-closed, `start()` then ends without touching the transport.
+
+`check_aiohttp()` looks for these when the app is built, so that an aiohttp that changed them
+fails at start-up with its version named, not on the first viewer.
 """
 
 from __future__ import annotations
@@ -29,16 +32,65 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+import aiohttp
+from aiohttp import web, web_protocol, web_request, web_server
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class HandshakeError(ValueError):
     """The request is not a valid WebSocket upgrade (answered 400, as aiohttp did)."""
+
+    def http_error(self) -> web.HTTPException:
+        return web.HTTPBadRequest(text=str(self))
+
+
+class UnsupportedVersion(HandshakeError):
+    """Not version 13, the only one RFC 6455 defines: 426 naming the one we speak (4.4)."""
+
+    def http_error(self) -> web.HTTPException:
+        # RFC 9110 15.5.22: a 426 names the protocol to upgrade to
+        return web.HTTPUpgradeRequired(text=str(self), headers={"Sec-WebSocket-Version": "13", "Upgrade": "websocket"})
+
+
+class AiohttpMismatch(RuntimeError):
+    """The installed aiohttp lacks an internal that detach() relies on."""
+
+
+# RequestHandler's slots and methods named in the module docstring
+_HANDLER_ATTRIBUTES = ("_message_tail", "_upgraded", "transport", "_manager", "_keepalive_handle", "_task_handler")
+_HANDLER_METHODS = ("connection_lost", "_handle_request", "finish_response", "force_close")
+
+
+def check_aiohttp(
+    handler: type = web_protocol.RequestHandler,
+    server: type = web_server.Server,
+    request: type = web_request.BaseRequest,
+) -> None:
+    """Raise AiohttpMismatch, naming aiohttp's version and what is missing, unless every
+    aiohttp internal detach() relies on is there (checked when the app is built)."""
+    missing = [f"RequestHandler.{a}" for a in _HANDLER_ATTRIBUTES if not hasattr(handler, a)]
+    missing += [f"RequestHandler.{m}()" for m in _HANDLER_METHODS if not callable(getattr(handler, m, None))]
+    if not isinstance(getattr(request, "protocol", None), property):
+        missing.append("BaseRequest.protocol")
+    try:
+        cancels = inspect.signature(server).parameters["handler_cancellation"].default
+    except (KeyError, TypeError, ValueError):
+        missing.append("Server(handler_cancellation=...)")
+    else:
+        if cancels is not False:
+            missing.append("Server(handler_cancellation=False) as the default")
+    if missing:
+        raise AiohttpMismatch(
+            f"aiohttp {aiohttp.__version__} lacks {', '.join(missing)}, which liveroom/web/takeover.py "
+            "relies on to take upgraded sockets over (verified against aiohttp 3.14.5): install "
+            "aiohttp>=3.14,<3.15 as pyproject.toml pins it, or re-check takeover.py against this version"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,44 +99,66 @@ class Handshake:
     deflate_wbits: int  # 0: no permessage-deflate; else the server window we compress with
 
 
+WINDOW_BITS = re.compile(r"(?:8|9|1[0-5])\Z")  # RFC 7692 7.1.2: 8 to 15, no leading zero
+
+
+def deflate_params(offer: list[str]) -> dict[str, str | None] | None:
+    """An offer's parameters (name -> value, None when it has none), or None when RFC 7692
+    says the offer is invalid: an unknown or duplicate parameter, a value where none is
+    allowed, a window size that is not 8-15."""
+    params: dict[str, str | None] = {}
+    for param in offer:
+        if not param:
+            continue  # a stray ";" (tolerated, as before)
+        name, eq, raw = param.partition("=")
+        name = name.strip().lower()
+        if name in params:
+            return None
+        value = raw.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]  # a quoted-string value (RFC 7692 7.1) is read unquoted
+        params[name] = value if eq else None
+        if name in ("server_no_context_takeover", "client_no_context_takeover"):
+            if eq:
+                return None
+        elif name == "server_max_window_bits":
+            if not eq or not WINDOW_BITS.match(value):
+                return None
+        elif name == "client_max_window_bits":
+            if eq and not WINDOW_BITS.match(value):
+                return None
+        else:
+            return None
+    return params
+
+
 def negotiate_deflate(header: str) -> tuple[int, str]:
     """(window bits, response extension header) for the first acceptable permessage-deflate
     offer, or (0, "") when none is.
 
-    We always answer `server_no_context_takeover` (room batches are compressed from scratch
-    once per tick, `codec.deflate_frame`) and `client_no_context_takeover` (every client
-    message is inflated with a fresh decompressor, so no per-connection zlib window is kept).
+    An invalid offer (`deflate_params`) is declined and the next one tried. We always answer
+    `server_no_context_takeover` (room batches are compressed from scratch once per tick,
+    `codec.deflate_frame`) and `client_no_context_takeover` (every client message is inflated
+    with a fresh decompressor, so no per-connection zlib window is kept). A valid
+    `client_max_window_bits` is a hint we may ignore: we inflate with the largest window.
     `server_max_window_bits` is echoed only when offered (RFC 7692 7.1.2.1) and then caps the
-    window the hub compresses this socket's frames with; 8 is declined as aiohttp did (zlib
-    does not support a raw window of 8).
+    window the hub compresses this socket's frames with; 8 is valid but declined, as aiohttp
+    did (zlib does not support a raw window of 8).
     """
     for offer in header.split(","):
         parts = [p.strip() for p in offer.split(";")]
         if parts[0].lower() != "permessage-deflate":
             continue
-        wbits = 15
-        offered_bits = False
-        ok = True
-        for param in parts[1:]:
-            if not param:
-                continue
-            name, _, value = param.partition("=")
-            name = name.strip().lower()
-            value = value.strip().strip('"')
-            if name in ("server_no_context_takeover", "client_no_context_takeover") and not value:
-                continue
-            if name == "client_max_window_bits":
-                continue  # a hint we may ignore: we inflate with the largest window
-            if name == "server_max_window_bits" and value.isdigit() and 9 <= int(value) <= 15:
-                wbits, offered_bits = int(value), True
-                continue
-            ok = False  # unknown or bad parameter: decline this offer, try the next one
-            break
-        if ok:
-            ext = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-            if offered_bits:
-                ext += f"; server_max_window_bits={wbits}"
-            return wbits, ext
+        params = deflate_params(parts[1:])
+        if params is None:
+            continue
+        bits = params.get("server_max_window_bits")
+        if bits == "8":
+            continue
+        ext = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        if bits is not None:
+            ext += f"; server_max_window_bits={bits}"
+        return int(bits or 15), ext
     return 0, ""
 
 
@@ -99,8 +173,8 @@ def handshake(request: web.Request, deflate: bool) -> Handshake:
         raise HandshakeError("no WebSocket Upgrade header")
     if "upgrade" not in [p.strip().lower() for p in h.get("Connection", "").split(",")]:
         raise HandshakeError("no Connection: upgrade header")
-    if h.get("Sec-WebSocket-Version", "") not in ("13", "8", "7"):
-        raise HandshakeError(f"unsupported version {h.get('Sec-WebSocket-Version', '')!r}")
+    if h.get("Sec-WebSocket-Version", "").strip() != "13":
+        raise UnsupportedVersion(f"unsupported WebSocket version {h.get('Sec-WebSocket-Version', '')!r}; 13 is")
     key = h.get("Sec-WebSocket-Key", "")
     try:
         if len(base64.b64decode(key, validate=True)) != 16:

@@ -128,7 +128,7 @@ class WsEndpoint:
         try:
             hs = handshake(request, self.cfg.limits.deflate)
         except HandshakeError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+            raise exc.http_error() from None  # 400, or 426 for a version other than 13
 
         # From here to the join nothing awaits: the socket changes hands in one step.
         conn = Connection(self, codec, session, ip, hs.deflate_wbits)
