@@ -139,6 +139,10 @@ class HubProcess:
         self.stop(signal.SIGKILL)
 
 
+# where a hub process's Traceback lines come from: our code, and aiohttp's request handling
+TRACEBACK_LOGGERS = ("liveroom", "aiohttp")
+
+
 class _Tracebacks(logging.Handler):
     """Keeps the records logged with an exception: what a hub process prints as a Traceback."""
 
@@ -174,7 +178,8 @@ class AppHub:
         return self.server.app
 
     def tracebacks(self) -> list[str]:
-        """Every exception liveroom logged since the hub started (none is the goal)."""
+        """Every exception logged (by liveroom or aiohttp) since the hub started: what a hub
+        process prints as a Traceback. (In one process, other in-process hubs' too.)"""
         return [f"{r.name}: {r.getMessage()}" for r in self._tracebacks.records]
 
 
@@ -199,11 +204,13 @@ async def start_app_hub(aiohttp_client: Callable[..., Awaitable[Any]], redis_url
     full = {"LIVEROOM_HOST": "127.0.0.1", "LIVEROOM_REDIS": redis_url, "LIVEROOM_SECRETS": SECRET, **env}
     cfg = config_mod.load(None, env={k: str(v) for k, v in full.items()})
     handler = _Tracebacks()
-    logging.getLogger("liveroom").addHandler(handler)
+    for name in TRACEBACK_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
     app = build_app(cfg)
 
     async def forget_handler(_app: web.Application) -> None:
-        logging.getLogger("liveroom").removeHandler(handler)
+        for name in TRACEBACK_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
 
     app.on_cleanup.append(forget_handler)
     server = HubTestServer(app, cfg)
