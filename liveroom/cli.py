@@ -2,7 +2,8 @@
 
 serve: with no Redis configured, starts a local one (redis_local.py) for the life of the
 command. `--workers N` (or `auto`) runs N hub processes on one port with SO_REUSEPORT, so a
-machine's cores are all used; each worker is a full hub and they meet in Redis.
+machine's cores are all used; each worker is a full hub and they meet in Redis. The
+supervisor restarts a worker that dies (with backoff) and stops them all on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
 from liveroom import config as config_mod
 from liveroom.auth import make_token
@@ -141,21 +143,115 @@ def _supervise(cfg: Config, workers: int, config_path: str | None, insecure_dev:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+# a worker that dies is restarted after a delay that doubles while it keeps dying young
+# (a crash loop costs a restart every 30 s, not a core), and starts over at 0.5 s once a
+# worker has lived a minute
+RESTART_FIRST_S = 0.5
+RESTART_MAX_S = 30.0
+RESTART_RESET_AFTER_S = 60.0
+EXIT_CONFIG = 2  # a worker refusing its configuration: restarting it cannot help
+
+
+def restart_delay(previous_s: float, lived_s: float) -> float:
+    """How long to wait before restarting a worker that lived `lived_s` and whose previous
+    restart (in the same slot) waited `previous_s` (0: none yet)."""
+    if previous_s <= 0 or lived_s >= RESTART_RESET_AFTER_S:
+        return RESTART_FIRST_S
+    return min(previous_s * 2, RESTART_MAX_S)
+
+
+@dataclass
+class _Worker:
+    """One worker slot: the process in it now and when it may be restarted."""
+
+    proc: subprocess.Popen[bytes]
+    started: float
+    delay_s: float = 0.0  # the delay of this slot's last restart
+    restart_at: float | None = None  # set while the slot waits to be restarted
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 def _run_workers(cmd: list[str], env: dict[str, str], workers: int) -> int:
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
-    log.info("started %d workers: %s", workers, " ".join(str(p.pid) for p in procs))
+    """Run `workers` copies of `cmd`; restart one that exits without being asked (logged,
+    with backoff); on SIGTERM or SIGINT forward the signal to every worker, restart none,
+    and return once all have exited (their worst exit code)."""
+    metrics_dir = env.get("PROMETHEUS_MULTIPROC_DIR")
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, env=env)
+
+    slots = [_Worker(spawn(), time.monotonic()) for _ in range(workers)]
+    log.info("started %d workers: %s", workers, " ".join(str(w.proc.pid) for w in slots))
+    stopping: list[int] = []  # the signal that asked us to stop
 
     def forward(signum: int, _frame: object) -> None:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+        stopping.append(signum)
+        for w in slots:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+
+    def forget(w: _Worker) -> None:
+        """A dead worker's live gauges (connections, viewers) leave the shared scrape."""
+        if metrics_dir:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(w.proc.pid, metrics_dir)
+
+    fatal = 0
+    while not stopping and not fatal:
+        now = time.monotonic()
+        for w in slots:
+            if stopping:
+                break
+            if w.restart_at is not None:
+                if now >= w.restart_at:
+                    w.proc, w.started, w.restart_at = spawn(), now, None
+                    log.info("restarted a worker: pid %d", w.proc.pid)
+                continue
+            code = w.proc.poll()
+            if code is None:
+                continue
+            forget(w)
+            lived = now - w.started
+            if code == EXIT_CONFIG:
+                log.error("worker %d exited refusing its configuration (%s): stopping", w.proc.pid, _exit_text(code))
+                fatal = code
+                break
+            w.delay_s = restart_delay(w.delay_s, lived)
+            w.restart_at = now + w.delay_s
+            log.warning(
+                "worker %d died (%s) after %.1f s: restarting it in %.1f s", w.proc.pid, _exit_text(code), lived, w.delay_s
+            )
+        time.sleep(0.1)  # signals interrupt it: forward() runs at once
+
+    # again: a worker spawned while the signal was being handled has not had it
+    sig = stopping[0] if stopping else signal.SIGTERM
+    for w in slots:
+        if w.restart_at is None and w.proc.poll() is None:
+            w.proc.send_signal(sig)
     code = 0
-    for p in procs:
-        code = p.wait() or code
-    return code
+    for w in slots:
+        if w.restart_at is not None:
+            continue  # it died before the stop, and was reaped then
+        rc = w.proc.wait()
+        forget(w)
+        if rc == -sig:
+            rc = 0  # ended by the signal we forwarded (e.g. before it installed its handler)
+        code = code or rc
+    if stopping:
+        log.info("stopped on %s: all workers exited", signal.Signals(stopping[0]).name)
+    return fatal or code
 
 
 def token(args: argparse.Namespace) -> int:

@@ -3,12 +3,12 @@ and real hub processes. Nothing here touches the Redis on 6379."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, bundled_available, find_server
-from tests.support import HubProcess
+from tests.support import AppHub, HubProcess, start_app_hub
 
 
 def _binaries() -> list[str]:
@@ -73,13 +73,39 @@ def start_hub() -> Iterator[Callable[..., HubProcess]]:
         h.stop()
 
 
+# the `hub` settings: caps off so that tests see every comment, anonymous viewers allowed
+HUB_ENV = {
+    "LIVEROOM_VIEWER_COMMENT_CAP": "0",
+    "LIVEROOM_COMMENT_RATE": "0",
+    "LIVEROOM_FRAME_RATE": "0",
+    "LIVEROOM_ANONYMOUS": "1",
+}
+
+
 @pytest.fixture
 def hub(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> HubProcess:
-    """One hub on one shard, caps off so that tests see every comment."""
-    return start_hub(
-        LIVEROOM_REDIS=redis1.url,
-        LIVEROOM_VIEWER_COMMENT_CAP="0",
-        LIVEROOM_COMMENT_RATE="0",
-        LIVEROOM_FRAME_RATE="0",
-        LIVEROOM_ANONYMOUS="1",
-    )
+    """One hub on one shard, caps off so that tests see every comment: a fresh process per
+    test (see `shared_hub` for the cheaper one)."""
+    return start_hub(LIVEROOM_REDIS=redis1.url, **HUB_ENV)
+
+
+@pytest.fixture(scope="module")
+def shared_hub(redis1: RedisProcess) -> Iterator[HubProcess]:
+    """The `hub` settings in one process for the whole module: for tests that use rooms of
+    their own and read no hub-wide state (metrics, connection counts, the whole log: take
+    `since=len(shared_hub.log())` first), so that they need no fresh process each."""
+    h = HubProcess({"LIVEROOM_REDIS": redis1.url, **HUB_ENV}).start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+async def app_hub(aiohttp_client: Callable[..., Awaitable[Any]], redis1: RedisProcess) -> Callable[..., Awaitable[AppHub]]:
+    """Start in-process hubs (build_app under pytest-aiohttp) on redis1, with the `hub`
+    settings plus the given LIVEROOM_* overrides; stopped after the test. For tests about
+    one hub's HTTP side, refusals, or a config of their own, with no signal or restart."""
+
+    async def start(**env: str) -> AppHub:
+        return await start_app_hub(aiohttp_client, redis1.url, **{**HUB_ENV, **env})
+
+    return start

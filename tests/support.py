@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -11,12 +12,17 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import msgpack
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from liveroom import config as config_mod
 from liveroom.auth import make_token
+from liveroom.config import Config
+from liveroom.web.app import build_app
 from liveroom.redis_local import free_port
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -27,6 +33,25 @@ FACTOR = float(os.environ.get("LIVEROOM_TEST_TIMEOUT_FACTOR", "1"))
 
 def t(seconds: float) -> float:
     return seconds * FACTOR
+
+
+async def eventually(
+    cond: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, what: str = "condition", every: float = 0.05
+) -> None:
+    """Poll `cond` (sync or async) until it is true: waiting on what a test waits for,
+    instead of sleeping a fixed time that is too long on a fast machine and too short on a
+    slow one. `timeout` is scaled by t()."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + t(timeout)
+    while True:
+        got = cond()
+        if not isinstance(got, bool):
+            got = await got  # type: ignore[misc]
+        if got:
+            return
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(every)
 
 
 def token(sub: str, role: str = "viewer", rooms: list[str] | None = None, name: str | None = None, ttl_s: int = 3600) -> str:
@@ -85,8 +110,10 @@ class HubProcess:
         self.stop()
         raise RuntimeError(f"hub did not become healthy:\n{text}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+    def log(self, since: int = 0) -> str:
+        """The hub's output; from character `since` on (a shared hub: what one test caused,
+        `since=len(hub.log())` taken at its start)."""
+        return self.log_path.read_text(errors="replace")[since:] if self.log_path else ""
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the hub; its log is deleted unless the hub had exited by itself (a crash
@@ -110,6 +137,85 @@ class HubProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+# where a hub process's Traceback lines come from: our code, and aiohttp's request handling
+TRACEBACK_LOGGERS = ("liveroom", "aiohttp")
+
+
+class _Tracebacks(logging.Handler):
+    """Keeps the records logged with an exception: what a hub process prints as a Traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@dataclass
+class AppHub:
+    """A hub app (`build_app`) served in the test's own process and event loop by
+    pytest-aiohttp's `aiohttp_server`: the same endpoints as a HubProcess, without the
+    1-3 s of starting an interpreter, for tests about one hub that need no signals."""
+
+    server: TestServer
+    cfg: Config
+    _tracebacks: _Tracebacks
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)  # type: ignore[arg-type]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def app(self) -> web.Application:
+        return self.server.app
+
+    def tracebacks(self) -> list[str]:
+        """Every exception logged (by liveroom or aiohttp) since the hub started: what a hub
+        process prints as a Traceback. (In one process, other in-process hubs' too.)"""
+        return [f"{r.name}: {r.getMessage()}" for r in self._tracebacks.records]
+
+
+class HubTestServer(TestServer):
+    """aiohttp's TestServer, run as `liveroom serve` runs the app. The test server cancels
+    a request handler whose connection is lost (handler_cancellation=True); web/takeover.py
+    takes the socket away from aiohttp, which aiohttp sees as the connection lost, and relies
+    on the handler going on (AppRunner's default, which `serve` keeps)."""
+
+    def __init__(self, app: web.Application, cfg: Config) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self._drain_timeout_s = cfg.server.drain_timeout_s
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs.update(handler_cancellation=False, shutdown_timeout=self._drain_timeout_s, access_log=None)
+        return web.AppRunner(self.app, **kwargs)
+
+
+async def start_app_hub(aiohttp_client: Callable[..., Awaitable[Any]], redis_url: str, **env: str) -> AppHub:
+    """Build the app from LIVEROOM_* variables (as `liveroom serve` does) and serve it with
+    pytest-aiohttp's `aiohttp_client` fixture (which stops it after the test)."""
+    full = {"LIVEROOM_HOST": "127.0.0.1", "LIVEROOM_REDIS": redis_url, "LIVEROOM_SECRETS": SECRET, **env}
+    cfg = config_mod.load(None, env={k: str(v) for k, v in full.items()})
+    handler = _Tracebacks()
+    for name in TRACEBACK_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    app = build_app(cfg)
+
+    async def forget_handler(_app: web.Application) -> None:
+        for name in TRACEBACK_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+
+    app.on_cleanup.append(forget_handler)
+    server = HubTestServer(app, cfg)
+    await aiohttp_client(server)
+    return AppHub(server, cfg, handler)
 
 
 @dataclass

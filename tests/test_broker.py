@@ -7,13 +7,13 @@ import uuid
 import redis
 
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess
-from tests.support import Client, HubProcess, token
+from tests.support import Client, HubProcess, eventually, token
 
 
-async def test_ops_survive_script_flush(hub: HubProcess, redis1: RedisProcess) -> None:
+async def test_ops_survive_script_flush(shared_hub: HubProcess, redis1: RedisProcess) -> None:
     """After SCRIPT FLUSH the next call reloads the script: the comment still goes out."""
     room = "flush" + uuid.uuid4().hex[:8]
-    c = await Client.connect(hub.base, room, token("u"))
+    c = await Client.connect(shared_hub.base, room, token("u"))
     try:
         assert (await c.call("comment", text="one"))["ok"]
         r = redis.Redis.from_url(redis1.url)
@@ -41,21 +41,21 @@ async def test_cluster_script_flush(start_hub, cluster3: RedisClusterProcesses) 
         await c.close()
 
 
-async def test_pubsub_connection_killed_nothing_lost(hub: HubProcess, redis1: RedisProcess) -> None:
+async def test_pubsub_connection_killed_nothing_lost(shared_hub: HubProcess, redis1: RedisProcess) -> None:
     """Redis drops the hub's pub/sub connection mid-stream: the hub reconnects and fills the
     gap from the room history, so viewers still get every comment, in order."""
     import asyncio
 
     room = "kill" + uuid.uuid4().hex[:8]
-    viewer = await Client.connect(hub.base, room, token("v"))
-    talker = await Client.connect(hub.base, room, token("t"))
+    viewer = await Client.connect(shared_hub.base, room, token("v"))
+    talker = await Client.connect(shared_hub.base, room, token("t"))
     r = redis.Redis.from_url(redis1.url)
     try:
         for i in range(40):
             if i in (10, 25):
                 r.client_kill_filter(_type="pubsub")
             assert (await talker.call("comment", text=f"c{i}"))["ok"]
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # spread over time, so that some land while it reconnects
         await viewer.wait_for(lambda: len(viewer.of_type("comment")) == 40, timeout=10, what="all 40 comments")
         assert [e["text"] for e in viewer.of_type("comment")] == [f"c{i}" for i in range(40)]
     finally:
@@ -64,7 +64,7 @@ async def test_pubsub_connection_killed_nothing_lost(hub: HubProcess, redis1: Re
         await talker.close()
 
 
-async def test_room_channel_subscribed_only_while_viewers_are_here(hub: HubProcess, redis1: RedisProcess) -> None:
+async def test_room_channel_subscribed_only_while_viewers_are_here(shared_hub: HubProcess, redis1: RedisProcess) -> None:
     """The hub subscribes a room's channel with its first viewer and drops it after the last."""
     import asyncio
 
@@ -75,13 +75,10 @@ async def test_room_channel_subscribed_only_while_viewers_are_here(hub: HubProce
     r = redis.Redis.from_url(redis1.url)
     try:
         assert r.pubsub_numsub(channel)[0][1] == 0
-        c = await Client.connect(hub.base, room, token("v"))
+        c = await Client.connect(shared_hub.base, room, token("v"))
         assert r.pubsub_numsub(channel)[0][1] == 1
         await c.close()
-        for _ in range(100):  # a 5 s grace period keeps flapping viewers cheap
-            if r.pubsub_numsub(channel)[0][1] == 0:
-                break
-            await asyncio.sleep(0.2)
-        assert r.pubsub_numsub(channel)[0][1] == 0
+        # a 5 s grace period keeps flapping viewers cheap
+        await eventually(lambda: r.pubsub_numsub(channel)[0][1] == 0, timeout=10, every=0.2, what="the unsubscribe")
     finally:
         r.close()

@@ -15,7 +15,7 @@ import redis
 
 from liveroom.broker.sharding import shard_of
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
-from tests.support import Client, HubProcess, t, token
+from tests.support import Client, HubProcess, eventually, t, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 
@@ -175,11 +175,11 @@ async def test_sale_survives_its_slot_moving_to_another_master(start_hub: Callab
         cluster.stop()
 
 
-async def test_per_person_limit(hub: HubProcess) -> None:
+async def test_per_person_limit(shared_hub: HubProcess) -> None:
     """Limit 3: buying 1, 2, then 1 more fails with limit_reached; stock and quota agree."""
     r_ = room()
-    sale = await open_sale(hub.base, r_, stock=10, limit=3)
-    c = await Client.connect(hub.base, r_, token("alice"))
+    sale = await open_sale(shared_hub.base, r_, stock=10, limit=3)
+    c = await Client.connect(shared_hub.base, r_, token("alice"))
     try:
         assert (await c.call("buy", sale=sale, qty=1, key="a1"))["remaining"] == 9
         assert (await c.call("buy", sale=sale, qty=2, key="a2"))["remaining"] == 7
@@ -193,7 +193,7 @@ async def test_per_person_limit(hub: HubProcess) -> None:
         assert r["error"]["code"] == "bad_field"  # no idempotency key
         r = await c.call("buy", sale="s-nope", qty=1, key="a6")
         assert r["error"]["code"] == "no_such_sale"
-        _, body = await http("GET", f"{hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+        _, body = await http("GET", f"{shared_hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
         assert body["sale"]["stock"] == 7 and body["sale"]["sold"] == 3
         # the stock change reached the room as an ephemeral `stock` event
         await c.wait_for(lambda: any(e["remaining"] == 7 for e in c.of_type("stock")), what="stock 7")
@@ -201,16 +201,16 @@ async def test_per_person_limit(hub: HubProcess) -> None:
         await c.close()
 
 
-async def test_same_key_five_times_concurrently(hub: HubProcess) -> None:
+async def test_same_key_five_times_concurrently(shared_hub: HubProcess) -> None:
     """One key sent 5 times at once from 5 sockets: one order, five identical replies."""
     r_ = room()
-    sale = await open_sale(hub.base, r_, stock=10, limit=5)
-    socks = [await Client.connect(hub.base, r_, token("bob")) for _ in range(5)]
+    sale = await open_sale(shared_hub.base, r_, stock=10, limit=5)
+    socks = [await Client.connect(shared_hub.base, r_, token("bob")) for _ in range(5)]
     try:
         replies = await asyncio.gather(*(c.call("buy", sale=sale, qty=1, key="tap-1") for c in socks))
         bodies = [{k: v for k, v in r.items() if k != "id"} for r in replies]
         assert all(b == bodies[0] for b in bodies) and bodies[0]["ok"]
-        _, body = await http("GET", f"{hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
+        _, body = await http("GET", f"{shared_hub.base}/api/rooms/{r_}/sales/{sale}", token("shop", role="host", rooms=[r_]))
         assert body["sale"]["stock"] == 9
         # a failure is remembered too: the same key keeps its first answer
         assert (await socks[0].call("buy", sale=sale, qty=9, key="tap-2"))["error"]["code"] == "bad_field"
@@ -220,26 +220,27 @@ async def test_same_key_five_times_concurrently(hub: HubProcess) -> None:
             await c.close()
 
 
-async def test_time_window_and_close(hub: HubProcess) -> None:
+async def test_time_window_and_close(shared_hub: HubProcess) -> None:
     """Before starts_at: not_started; after the host closes it: closed; anonymous: forbidden."""
     r_ = room()
     now = int(time.time() * 1000)
-    later = await open_sale(hub.base, r_, starts_at=now + 3_600_000, ends_at=now + 7_200_000)
-    ending = await open_sale(hub.base, r_, ends_at=now + 1500)
-    c = await Client.connect(hub.base, r_, token("carol"))
-    anon = await Client.connect(hub.base, r_, None)
+    later = await open_sale(shared_hub.base, r_, starts_at=now + 3_600_000, ends_at=now + 7_200_000)
+    ending = await open_sale(shared_hub.base, r_, ends_at=now + 1500)
+    c = await Client.connect(shared_hub.base, r_, token("carol"))
+    anon = await Client.connect(shared_hub.base, r_, None)
     try:
         assert (await c.call("buy", sale=later, qty=1, key="x1"))["error"]["code"] == "not_started"
         assert (await anon.call("buy", sale=ending, qty=1, key="x2"))["error"]["code"] == "forbidden"
-        await asyncio.sleep(1.6)
+        # until the hub's clock has passed ends_at, not a fixed 1.6 s
+        await asyncio.sleep(max(0.0, (now + 1500) / 1000 - time.time()) + 0.05)
         assert (await c.call("buy", sale=ending, qty=1, key="x3"))["error"]["code"] == "ended"
         host = token("shop", role="host", rooms=[r_])
-        status, _ = await http("POST", f"{hub.base}/api/rooms/{r_}/sales/{later}/close", host)
+        status, _ = await http("POST", f"{shared_hub.base}/api/rooms/{r_}/sales/{later}/close", host)
         assert status == 200
         await c.wait_for(lambda: any(e["sale"]["status"] == "closed" for e in c.of_type("sale")), what="close")
         assert (await c.call("buy", sale=later, qty=1, key="x4"))["error"]["code"] == "closed"
         viewer = token("carol")
-        status, body = await http("POST", f"{hub.base}/api/rooms/{r_}/sales", viewer, {"sku": "a", "title": "b", "price": 1, "stock": 1, "limit": 1})
+        status, body = await http("POST", f"{shared_hub.base}/api/rooms/{r_}/sales", viewer, {"sku": "a", "title": "b", "price": 1, "stock": 1, "limit": 1})
         assert status == 403 and body["error"]["code"] == "forbidden"
         assert (await c.call("sale_create", sku="a", title="b", price=1, stock=1, limit=1))["error"]["code"] == "forbidden"
     finally:
@@ -261,7 +262,9 @@ async def test_cancel_and_expiry_race(start_hub: Callable[..., HubProcess], redi
         orders = [r["order"] for r in c.replies.values()]
         assert len(set(orders)) == 500
         host = token("shop", role="host", rooms=[r_])
-        await asyncio.sleep(1.4)  # right at the pay deadline: cancels and expiries collide
+        # the race itself: the cancels are sent right at the pay deadline (1.5 s), so that
+        # they collide with the reaper's expiries; a condition to wait on would defeat it
+        await asyncio.sleep(1.4)
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host}"}) as s:
 
             async def cancel(o: str) -> int:
@@ -274,9 +277,10 @@ async def test_cancel_and_expiry_race(start_hub: Callable[..., HubProcess], redi
         async def settled() -> dict[str, Any]:
             return (await http("GET", f"{h.base}/api/rooms/{r_}/sales/{sale}", host))[1]["sale"]
 
-        deadline = time.monotonic() + t(10)
-        while (await settled())["stock"] != 500 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        async def all_back() -> bool:
+            return bool((await settled())["stock"] == 500)
+
+        await eventually(all_back, timeout=10, what="every unit back in stock")
         s_ = await settled()
         assert s_["stock"] == 500 and s_["buyers"] == 0
         released = orders_in_stream(redis1.url, r_, "cancelled") + orders_in_stream(redis1.url, r_, "expired")
@@ -289,26 +293,26 @@ async def test_cancel_and_expiry_race(start_hub: Callable[..., HubProcess], redi
         await c.close()
 
 
-async def test_confirm_and_stats(hub: HubProcess) -> None:
+async def test_confirm_and_stats(shared_hub: HubProcess) -> None:
     """Confirmed orders count in the session figures and cannot be cancelled."""
     r_ = room()
-    sale = await open_sale(hub.base, r_, stock=5, limit=2, price=2500)
-    c = await Client.connect(hub.base, r_, token("dan"))
+    sale = await open_sale(shared_hub.base, r_, stock=5, limit=2, price=2500)
+    c = await Client.connect(shared_hub.base, r_, token("dan"))
     host = token("shop", role="host", rooms=[r_])
     try:
         o1 = (await c.call("buy", sale=sale, qty=2, key="d1"))["order"]
-        status, _ = await http("POST", f"{hub.base}/api/orders/{o1}/confirm", host)
+        status, _ = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", host)
         assert status == 200
-        status, body = await http("POST", f"{hub.base}/api/orders/{o1}/cancel", host)
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/cancel", host)
         assert status == 409 and body["error"]["code"] == "closed"
-        status, body = await http("POST", f"{hub.base}/api/orders/{o1}/confirm", token("other-host", role="host", rooms=["x"]))
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", token("other-host", role="host", rooms=["x"]))
         assert status == 403
-        status, body = await http("POST", f"{hub.base}/api/orders/o9-nope/confirm", host)
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/o9-nope/confirm", host)
         assert status == 404 and body["error"]["code"] == "no_such_order"
-        _, stats = await http("GET", f"{hub.base}/api/rooms/{r_}", host)
+        _, stats = await http("GET", f"{shared_hub.base}/api/rooms/{r_}", host)
         assert stats["orders"] == {"confirmed": 1, "pending": 0}
         assert stats["gmv"] == {"confirmed": 5000, "pending": 0}
-        _, order = await http("GET", f"{hub.base}/api/orders/{o1}", host)
+        _, order = await http("GET", f"{shared_hub.base}/api/orders/{o1}", host)
         assert order["order"]["status"] == "confirmed" and order["order"]["user"] == "dan"
     finally:
         await c.close()
@@ -335,7 +339,13 @@ async def test_shard_down_answers_unavailable(
         assert elapsed < t(2.0), f"buys hung for {elapsed:.1f}s"
     finally:
         os.kill(shard.proc.pid, signal.SIGCONT)
-    await asyncio.sleep(0.5)
+
+    async def ready() -> bool:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(h.base + "/readyz") as r:
+                return r.status == 200
+
+    await eventually(ready, what="the hub reaching every shard again")
     # the same taps again, after the shard is back: each key gets exactly one order
     replies = []
     for i, c in enumerate(buyers):

@@ -75,10 +75,12 @@ async def test_shard_restarted_empty(start_hub: Callable[..., HubProcess]) -> No
         for v in viewers:
             await v.wait_for(lambda v=v: v.of_type("sale"), what="the sale")
         talking = asyncio.create_task(talk())
-        await asyncio.sleep(t(1))
+        await talker.wait_for(lambda: len(talker.of_type("comment")) >= 5, what="comments flowing before the kill")
         port = shards[0].port
         shards[0].proc.kill()  # type: ignore[union-attr]
         shards[0].proc.wait()  # type: ignore[union-attr]
+        # the outage itself, not a wait: long enough for the hubs' calls and pub/sub
+        # reconnects to fail against the dead shard (redis timeout 0.8 s, several rounds)
         await asyncio.sleep(3)
         shards[0] = RedisProcess(binary, port=port).start()  # empty: no persistence
         restarted.set()

@@ -12,14 +12,13 @@ import struct
 import time
 import uuid
 import zlib
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import msgpack
 
-from liveroom.redis_local import RedisProcess
 from liveroom.web.takeover import negotiate_deflate
-from tests.support import Client, HubProcess, t, token
+from tests.support import AppHub, Client, HubProcess, eventually, t, token
 from tests.test_slow_viewer import metric
 
 
@@ -119,13 +118,13 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def test_fragmented_frames_are_reassembled(hub: HubProcess) -> None:
+async def test_fragmented_frames_are_reassembled(shared_hub: HubProcess) -> None:
     """A comment split over three fragments, with a ping between them, is one op: the ping
     is answered at once and the comment replied to."""
     r_ = room()
 
     def run() -> list[dict[str, Any]]:
-        c = RawClient(hub.port, r_, token("frag"))
+        c = RawClient(shared_hub.port, r_, token("frag"))
         try:
             assert c.recv_msg()["t"] == "welcome"
             body = msgpack.packb({"t": "comment", "id": 7, "text": "in three parts"})
@@ -146,7 +145,7 @@ async def test_fragmented_frames_are_reassembled(hub: HubProcess) -> None:
     assert reply["id"] == 7 and reply["ok"], reply
 
 
-async def test_first_frame_in_the_upgrade_packet_is_not_lost(hub: HubProcess) -> None:
+async def test_first_frame_in_the_upgrade_packet_is_not_lost(shared_hub: HubProcess) -> None:
     """Frames sent in the same packet as the upgrade request (already read by aiohttp when
     the socket changes hands) are answered, after the welcome and in order."""
     r_ = room()
@@ -155,7 +154,7 @@ async def test_first_frame_in_the_upgrade_packet_is_not_lost(hub: HubProcess) ->
     ) + client_frame(msgpack.packb({"t": "ping", "id": 4}))
 
     def run() -> list[dict[str, Any]]:
-        c = RawClient(hub.port, r_, token("early"), first=first)
+        c = RawClient(shared_hub.port, r_, token("early"), first=first)
         try:
             got = [c.recv_msg()]
             while len([m for m in got if m.get("t") in ("reply", "pong")]) < 4:
@@ -172,11 +171,13 @@ async def test_first_frame_in_the_upgrade_packet_is_not_lost(hub: HubProcess) ->
     assert answers[3]["t"] == "pong"
 
 
-async def test_client_close_is_echoed_and_nothing_leaks(hub: HubProcess) -> None:
+async def test_client_close_is_echoed_and_nothing_leaks(app_hub: Callable[..., Awaitable[AppHub]]) -> None:
     """The client's close frame is answered with the same code, the server closes TCP, and
-    the hub forgets the socket (connections gauge back where it was)."""
+    the hub forgets the socket (connections gauge back to zero: a hub of its own)."""
+    hub = await app_hub()
     r_ = room()
     before = await metric(hub.base, "liveroom_connections")
+    assert before == 0
 
     def run() -> tuple[int, bytes, bool]:
         c = RawClient(hub.port, r_, token("closer"))
@@ -194,19 +195,20 @@ async def test_client_close_is_echoed_and_nothing_leaks(hub: HubProcess) -> None
     op, payload, eof = await in_thread(run)
     assert struct.unpack("!H", payload[:2])[0] == 4001
     assert eof
-    deadline = time.monotonic() + t(5)
-    while await metric(hub.base, "liveroom_connections") != before:
-        assert time.monotonic() < deadline, "the closed socket is still counted"
-        await asyncio.sleep(0.1)
+
+    async def forgotten() -> bool:
+        return await metric(hub.base, "liveroom_connections") == before
+
+    await eventually(forgotten, what="the closed socket no longer counted")
 
 
-async def test_protocol_violations_close_the_socket(hub: HubProcess) -> None:
+async def test_protocol_violations_close_the_socket(shared_hub: HubProcess) -> None:
     """An unmasked client frame: close 1002. A message over max_frame_bytes in fragments
     (none of them too large alone): `bye too_large`, close 1009."""
     r_ = room()
 
     def unmasked() -> int:
-        c = RawClient(hub.port, r_, token("u1"))
+        c = RawClient(shared_hub.port, r_, token("u1"))
         try:
             assert c.recv_msg()["t"] == "welcome"
             c.send(client_frame(msgpack.packb({"t": "ping"}), masked=False))
@@ -218,7 +220,7 @@ async def test_protocol_violations_close_the_socket(hub: HubProcess) -> None:
             c.close()
 
     def too_large() -> tuple[dict[str, Any], int]:
-        c = RawClient(hub.port, r_, token("u2"))
+        c = RawClient(shared_hub.port, r_, token("u2"))
         try:
             assert c.recv_msg()["t"] == "welcome"
             for _ in range(3):
@@ -240,13 +242,13 @@ async def test_protocol_violations_close_the_socket(hub: HubProcess) -> None:
     assert code == 1009
 
 
-async def test_deflate_negotiation_and_compressed_client_frames(hub: HubProcess) -> None:
+async def test_deflate_negotiation_and_compressed_client_frames(shared_hub: HubProcess) -> None:
     """permessage-deflate is answered without context takeover either way (and with the
     client's server_max_window_bits); a compressed client frame is inflated."""
     r_ = room()
 
     def run() -> tuple[str, dict[str, Any], dict[str, Any]]:
-        c = RawClient(hub.port, r_, token("z"), extensions="permessage-deflate; server_max_window_bits=10")
+        c = RawClient(shared_hub.port, r_, token("z"), extensions="permessage-deflate; server_max_window_bits=10")
         try:
             welcome = c.recv_msg()
             comp = zlib.compressobj(6, zlib.DEFLATED, -15)
@@ -339,12 +341,10 @@ def test_negotiate_deflate() -> None:
     assert negotiate_deflate("permessage-deflate; bogus=1")[0] == 0
 
 
-async def test_heartbeat_pings_and_closes_a_silent_client(
-    start_hub: Callable[..., HubProcess], redis1: RedisProcess
-) -> None:
+async def test_heartbeat_pings_and_closes_a_silent_client(app_hub: Callable[..., Awaitable[AppHub]]) -> None:
     """A client that never answers is pinged after ping_after_s and closed after
     idle_timeout_s by the hub-wide sweep; one that answers pings (aiohttp's autoping) stays."""
-    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_PING_AFTER_S="0.4", LIVEROOM_IDLE_TIMEOUT_S="1.5")
+    h = await app_hub(LIVEROOM_PING_AFTER_S="0.4", LIVEROOM_IDLE_TIMEOUT_S="1.5")
     r_ = room()
     alive = await Client.connect(h.base, r_, token("alive"))
 
@@ -367,17 +367,19 @@ async def test_heartbeat_pings_and_closes_a_silent_client(
         ops, lasted = await in_thread(silent)
         assert 9 in ops  # pinged
         assert 1.2 < lasted < t(6), lasted
-        await asyncio.sleep(0.5)
+        # `alive` joined first, so it has been connected longer than idle_timeout_s by now;
+        # a short wait covers one more sweep (every ping_after_s / 3) that must not cut it
+        await asyncio.sleep(0.3)
         assert not alive.closed.is_set()
         assert (await alive.call("comment", text="still here"))["ok"]
     finally:
         await alive.close()
 
 
-async def test_aiohttp_client_close_code_after_bye(hub: HubProcess) -> None:
+async def test_aiohttp_client_close_code_after_bye(shared_hub: HubProcess) -> None:
     """A server `bye` arrives before the close frame, whose code is the bye's (1009 here),
     also for a client that did not negotiate deflate."""
-    c = await Client.connect(hub.base, room(), token("big"), compress=0)
+    c = await Client.connect(shared_hub.base, room(), token("big"), compress=0)
     try:
         await c.ws.send_bytes(msgpack.packb({"t": "comment", "text": "y" * 9000}))
         await asyncio.wait_for(c.closed.wait(), t(5))
@@ -387,14 +389,14 @@ async def test_aiohttp_client_close_code_after_bye(hub: HubProcess) -> None:
         await c.close()
 
 
-async def test_plain_http_get_on_ws_is_refused(hub: HubProcess) -> None:
+async def test_plain_http_get_on_ws_is_refused(shared_hub: HubProcess) -> None:
     """An admitted request without the upgrade headers is a 400, not a hang."""
     async with aiohttp.ClientSession() as s:
-        async with s.get(hub.base + "/ws", params={"room": room(), "token": token("p")}) as r:
+        async with s.get(shared_hub.base + "/ws", params={"room": room(), "token": token("p")}) as r:
             assert r.status == 400
 
 
-async def test_a_burst_of_frames_is_answered_in_order(hub: HubProcess) -> None:
+async def test_a_burst_of_frames_is_answered_in_order(shared_hub: HubProcess) -> None:
     """200 frames in one write (more than the inbox holds: reading pauses and resumes), with
     ops that await Redis, pings answered without it, and garbage: every answer comes in the
     order of the frames."""
@@ -413,7 +415,7 @@ async def test_a_burst_of_frames_is_answered_in_order(hub: HubProcess) -> None:
             expect.append(("reply", i))
 
     def run() -> list[Any]:
-        c = RawClient(hub.port, r_, token("burst"))
+        c = RawClient(shared_hub.port, r_, token("burst"))
         try:
             assert c.recv_msg()["t"] == "welcome"
             c.send(b"".join(frames))
