@@ -31,6 +31,10 @@ class ShardListener:
         self._sharded = sharded
         self.name = name
         self._waiting: dict[bytes, asyncio.Future[None]] = {}
+        # redis-py's PubSub opens its connection lazily in the first (S)SUBSCRIBE, and each
+        # of several concurrent first calls would take a pool connection of its own (only
+        # the last is read): commands to the connection go one at a time
+        self._sending = asyncio.Lock()
         self._active = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -51,20 +55,22 @@ class ShardListener:
             fut = asyncio.get_running_loop().create_future()
             self._waiting[key] = fut
         self._wanted.add(key)
-        if self._sharded:
-            await self._pubsub.ssubscribe(channel)
-        else:
-            await self._pubsub.subscribe(channel)
+        async with self._sending:
+            if self._sharded:
+                await self._pubsub.ssubscribe(channel)
+            else:
+                await self._pubsub.subscribe(channel)
         self._active.set()
         await asyncio.wait_for(asyncio.shield(fut), timeout)
 
     async def unsubscribe(self, channel: str) -> None:
         self._waiting.pop(channel.encode(), None)
         self._wanted.discard(channel.encode())
-        if self._sharded:
-            await self._pubsub.sunsubscribe(channel)
-        else:
-            await self._pubsub.unsubscribe(channel)
+        async with self._sending:
+            if self._sharded:
+                await self._pubsub.sunsubscribe(channel)
+            else:
+                await self._pubsub.unsubscribe(channel)
 
     async def _run(self) -> None:
         while not self._closed:
