@@ -115,6 +115,7 @@ async def test_cluster_ask_to_a_node_without_the_script(start_hub) -> None:  # t
         assert said["ok"], said
         assert said["seq"] == 2
         await host.close()
+        h.stop()  # before its Redis goes
     finally:
         for c in nodes.values():
             c.close()

@@ -60,6 +60,7 @@ def notice_seqs(c: Client) -> set[int]:
 async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., HubProcess]) -> None:
     cluster = RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
     clients: list[Client] = []
+    started: list[HubProcess] = []
     senders: list[Notices] = []
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -69,6 +70,7 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
             start_hub(LIVEROOM_REDIS_CLUSTER=dead.url, **HUB_ENV),  # a single seed, the one that dies
             start_hub(LIVEROOM_REDIS_CLUSTER=seeds, **HUB_ENV),
         ]
+        started += hubs
         rooms = [room_on_master(cluster, i) for i in range(3)]
         doomed = rooms[0]
         viewers: dict[str, list[Client]] = {r: [] for r in rooms}
@@ -99,6 +101,7 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
         # a hub started now, the dead node first in its seeds, comes up and serves the room;
         # late viewers (on a hub where the room already was, and on the new hub) get its events
         late_hub = start_hub(LIVEROOM_REDIS_CLUSTER=seeds, **HUB_ENV)
+        started.append(late_hub)
         late = [await Client.connect(h.base, doomed, None) for h in (hubs[0], late_hub)]
         clients += late
         since = max(senders[0].acked)
@@ -120,4 +123,6 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
         if tasks:
             await asyncio.wait(tasks, timeout=t(10))
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        for h in started:
+            h.stop()  # before their Redis goes
         cluster.stop()
