@@ -125,7 +125,7 @@ def _supervise(cfg: Config, workers: int, config_path: str | None, insecure_dev:
         env["LIVEROOM_INSECURE_DEV"] = "1"  # each worker checks again
     env["LIVEROOM_REDIS"] = ",".join(cfg.redis.urls)
     if cfg.redis.cluster:
-        env["LIVEROOM_REDIS_CLUSTER"] = cfg.redis.cluster
+        env["LIVEROOM_REDIS_CLUSTER"] = ",".join(cfg.redis.cluster)
     env["LIVEROOM_HOST"] = cfg.server.host
     env["LIVEROOM_PORT"] = str(cfg.server.port)
     metrics_dir = None

@@ -36,7 +36,10 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     urls: tuple[str, ...] = ()  # one per shard; empty and no cluster: start a local server
-    cluster: str = ""  # a Redis Cluster node URL
+    # Redis Cluster seed node URLs: the client starts from any one that answers, so a hub
+    # starts while one of them is down (a string in config.toml or the environment is
+    # comma-separated, as `urls` is)
+    cluster: tuple[str, ...] = ()
     timeout_ms: int = 800  # a command that takes longer answers `unavailable`
 
 
@@ -173,6 +176,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.redis.timeout_ms >= 50, "redis.timeout_ms must be >= 50")
     for url in cfg.redis.urls:
         need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")
+    for url in cfg.redis.cluster:
+        need(url.startswith(("redis://", "rediss://")), f"redis.cluster: bad URL {url!r}")
     return cfg
 
 

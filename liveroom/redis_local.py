@@ -85,6 +85,7 @@ class RedisProcess:
     binary: str
     port: int = 0
     cluster: bool = False
+    node_timeout_ms: int = 2000  # cluster nodes: how long until a silent node counts as failed
     proc: subprocess.Popen[bytes] | None = None
     dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="liveroom-redis-"))
 
@@ -108,7 +109,8 @@ class RedisProcess:
         ]  # fmt: skip
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf"]
-            args += ["--cluster-node-timeout", "2000"]
+            args += ["--cluster-node-timeout", str(self.node_timeout_ms)]
+            args += ["--repl-diskless-sync-delay", "0"]  # a replica syncs at once, not after 5 s
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -122,6 +124,12 @@ class RedisProcess:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.binary} did not answer on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies without closing anything (a crashed machine, for failovers)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -142,37 +150,65 @@ class RedisProcess:
 
 @dataclass
 class RedisClusterProcesses:
-    """A small Redis Cluster of masters on loopback, formed without redis-cli."""
+    """A small Redis Cluster on loopback, formed without redis-cli: `masters` nodes sharing
+    the slots and `replicas` replica nodes per master (for failover tests). A node not heard
+    from for `node_timeout_ms` is failed over, so a low value gives promotions in seconds."""
 
     binary: str
     masters: int = 3
-    nodes: list[RedisProcess] = field(default_factory=list)
+    replicas: int = 0
+    node_timeout_ms: int = 2000
+    nodes: list[RedisProcess] = field(default_factory=list)  # masters first, as started
+    replica_nodes: list[RedisProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return self.nodes[0].url
 
+    def _node(self) -> RedisProcess:
+        return RedisProcess(self.binary, cluster=True, node_timeout_ms=self.node_timeout_ms).start()
+
     def start(self, timeout: float = 20.0) -> "RedisClusterProcesses":
-        self.nodes = [RedisProcess(self.binary, cluster=True).start() for _ in range(self.masters)]
+        self.nodes = [self._node() for _ in range(self.masters)]
+        self.replica_nodes = [self._node() for _ in range(self.masters * self.replicas)]
+        everyone = self.nodes + self.replica_nodes
         per = 16384 // self.masters
         for i, node in enumerate(self.nodes):
             lo = i * per
             hi = 16383 if i == self.masters - 1 else (i + 1) * per - 1
             _command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(lo), str(hi))
-        for node in self.nodes[1:]:
+        for node in everyone[1:]:
             _command(node.port, "CLUSTER", "MEET", "127.0.0.1", str(self.nodes[0].port))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO") for n in self.nodes):
-                # every node must also know every other one before clients rely on MOVED
-                if all(_command(n.port, "CLUSTER", "NODES").count(b"master") >= self.masters for n in self.nodes):
-                    return self
+        while not self._formed(everyone):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("cluster did not reach cluster_state:ok")
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("cluster did not reach cluster_state:ok")
+        if self.replicas:
+            ids = [_command(m.port, "CLUSTER", "MYID").split(b"\r\n")[1].decode() for m in self.nodes]
+            for i, node in enumerate(self.replica_nodes):
+                _command(node.port, "CLUSTER", "REPLICATE", ids[i % self.masters])
+            while not all(self._replicas_online(m) for m in self.nodes):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("replicas did not connect to their masters")
+                time.sleep(0.1)
+        return self
+
+    def _formed(self, everyone: list[RedisProcess]) -> bool:
+        """cluster_state:ok everywhere, and every node knows every other one (clients rely on
+        MOVED answers naming known nodes)."""
+        if not all(b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO") for n in everyone):
+            return False
+        return all(_command(n.port, "CLUSTER", "NODES").count(b"127.0.0.1:") >= len(everyone) for n in everyone)
+
+    def _replicas_online(self, master: RedisProcess) -> bool:
+        info = _command(master.port, "INFO", "replication").decode(errors="replace")
+        return info.count("state=online") >= self.replicas
 
     def stop(self) -> None:
-        for n in self.nodes:
+        for n in self.nodes + self.replica_nodes:
             n.stop()
 
     def __enter__(self) -> "RedisClusterProcesses":

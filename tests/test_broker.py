@@ -82,3 +82,38 @@ async def test_room_channel_subscribed_only_while_viewers_are_here(shared_hub: H
         await eventually(lambda: r.pubsub_numsub(channel)[0][1] == 0, timeout=10, every=0.2, what="the unsubscribe")
     finally:
         r.close()
+
+
+async def test_cluster_ask_to_a_node_without_the_script(start_hub) -> None:  # type: ignore[no-untyped-def]
+    """A room's slot is migrating and its keys already sit on the new node, which has never
+    loaded our scripts: the op follows ASK there, loads the script and succeeds (before:
+    NOSCRIPT on the redirect target answered `internal`)."""
+    from liveroom.redis_local import find_server
+
+    cluster = RedisClusterProcesses(find_server(), masters=3).start()  # ours: we move a slot
+    nodes = {n.port: redis.Redis(port=n.port) for n in cluster.nodes}
+    try:
+        h = start_hub(LIVEROOM_REDIS_CLUSTER=cluster.url)
+        room = "ask" + uuid.uuid4().hex[:8]
+        host = await Client.connect(h.base, room, token("h", role="host", rooms=[room]))
+        assert (await host.call("notice", text="before"))["ok"]
+
+        any_node = next(iter(nodes.values()))
+        slot = any_node.cluster("KEYSLOT", f"{{{room}}}")
+        src = next(p for p, c in nodes.items() if c.cluster("COUNTKEYSINSLOT", slot))
+        dst = next(p for p in nodes if p != src)
+        nodes[dst].cluster("SETSLOT", slot, "IMPORTING", nodes[src].cluster("MYID"))
+        nodes[src].cluster("SETSLOT", slot, "MIGRATING", nodes[dst].cluster("MYID"))
+        keys = nodes[src].cluster("GETKEYSINSLOT", slot, 1000)
+        nodes[src].execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+        nodes[dst].script_flush()  # whatever other rooms loaded there
+
+        said = await host.call("notice", text="while migrating")  # src answers ASK
+        assert said["ok"], said
+        assert said["seq"] == 2
+        await host.close()
+        h.stop()  # before its Redis goes
+    finally:
+        for c in nodes.values():
+            c.close()
+        cluster.stop()

@@ -119,6 +119,19 @@ def test_config_env_overrides_and_errors(tmp_path) -> None:  # type: ignore[no-u
         config.load(p, env={})
 
 
+def test_cluster_seeds_string_or_list(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Several cluster seeds: a list in config.toml, or comma-separated (file or environment)."""
+    p = tmp_path / "c.toml"
+    p.write_text('[redis]\ncluster = ["redis://a:1/0", "redis://b:2/0"]\n')
+    assert config.load(p, env={}).redis.cluster == ("redis://a:1/0", "redis://b:2/0")
+    p.write_text('[redis]\ncluster = "redis://a:1/0"\n')
+    assert config.load(p, env={}).redis.cluster == ("redis://a:1/0",)
+    env = {"LIVEROOM_REDIS_CLUSTER": "redis://a:1/0, redis://b:2/0"}
+    assert config.load(p, env=env).redis.cluster == ("redis://a:1/0", "redis://b:2/0")
+    with pytest.raises(config.ConfigError, match="redis.cluster"):
+        config.load(p, env={"LIVEROOM_REDIS_CLUSTER": "a:1"})
+
+
 def test_repo_config_loads() -> None:
     """The shipped config.toml is valid and documents real keys."""
     from pathlib import Path

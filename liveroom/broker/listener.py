@@ -4,7 +4,9 @@ The reader only parses and hands each message to a plain callback, which appends
 in-memory list: it never waits on a WebSocket. Redis disconnects a subscriber whose output
 buffer overflows, so a listener that stalls behind slow clients would silently lose rooms.
 After a reconnect redis-py subscribes the channels again; a gap in a room's seq is repaired
-from the room's history by the hub.
+from the room's history by the hub. A listener that cannot reconnect says so (`on_unreachable`):
+on a cluster its node may be dead for good, its slots served by a promoted replica, and the
+broker moves its rooms there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class ShardListener:
         self._sharded = sharded
         self.name = name
         self._waiting: dict[bytes, asyncio.Future[None]] = {}
+        # redis-py's PubSub opens its connection lazily in the first (S)SUBSCRIBE, and each
+        # of several concurrent first calls would take a pool connection of its own (only
+        # the last is read): commands to the connection go one at a time
+        self._sending = asyncio.Lock()
         self._active = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -39,6 +45,7 @@ class ShardListener:
         # channels we asked for; one the server drops unasked has moved to another node
         self._wanted: set[bytes] = set()
         self.on_moved: Callable[[bytes], None] | None = None
+        self.on_unreachable: Callable[[], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listener:{self.name}")
@@ -51,22 +58,38 @@ class ShardListener:
             fut = asyncio.get_running_loop().create_future()
             self._waiting[key] = fut
         self._wanted.add(key)
-        if self._sharded:
-            await self._pubsub.ssubscribe(channel)
-        else:
-            await self._pubsub.subscribe(channel)
+        async with self._sending:
+            if self._sharded:
+                await self._pubsub.ssubscribe(channel)
+            else:
+                await self._pubsub.subscribe(channel)
         self._active.set()
         await asyncio.wait_for(asyncio.shield(fut), timeout)
+
+    def forget(self, channel: str) -> None:
+        """Drop a channel without telling the server (it has moved to another node, and this
+        one may be dead): redis-py must not subscribe it here again after a reconnect."""
+        key = channel.encode()
+        self._waiting.pop(key, None)
+        self._wanted.discard(key)
+        self._pubsub.shard_channels.pop(key, None)
+        self._pubsub.channels.pop(key, None)
+
+    @property
+    def channels(self) -> int:
+        return len(self._wanted)
 
     async def unsubscribe(self, channel: str) -> None:
         self._waiting.pop(channel.encode(), None)
         self._wanted.discard(channel.encode())
-        if self._sharded:
-            await self._pubsub.sunsubscribe(channel)
-        else:
-            await self._pubsub.unsubscribe(channel)
+        async with self._sending:
+            if self._sharded:
+                await self._pubsub.sunsubscribe(channel)
+            else:
+                await self._pubsub.unsubscribe(channel)
 
     async def _run(self) -> None:
+        failures = 0  # reconnects failed in a row
         while not self._closed:
             if not self._pubsub.subscribed:
                 self._active.clear()
@@ -78,7 +101,9 @@ class ShardListener:
                 if self._closed:
                     return
                 self.reconnects += 1
-                log.warning("pub/sub %s lost (%s); reconnecting", self.name, exc)
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("pub/sub %s lost (%s); reconnecting (attempt %d)", self.name, exc, failures)
                 await asyncio.sleep(0.5)
                 conn = self._pubsub.connection
                 if conn is None:
@@ -86,7 +111,10 @@ class ShardListener:
                 try:
                     await conn.connect()
                 except (RedisError, OSError):
+                    if self.on_unreachable is not None:
+                        self.on_unreachable()
                     continue
+                failures = 0
                 if self.on_reconnect is not None:
                     self.on_reconnect()
                 continue

@@ -18,10 +18,11 @@ import asyncio
 import logging
 import secrets
 from typing import Any, Awaitable, TypeVar
+from urllib.parse import urlparse
 
 import msgpack
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
@@ -121,6 +122,7 @@ class RedisBroker:
         self._cluster: RedisCluster | None = None
         self._listeners: dict[str, ShardListener] = {}
         self._room_listener: dict[str, ShardListener] = {}
+        self._relocating: set[ShardListener] = set()
         self.scripts: Scripts
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,8 +149,13 @@ class RedisBroker:
     async def start(self, events: BrokerEvents) -> None:
         self._events = events
         if self.clustered:
+            # the first seed gives credentials and TLS; every seed is a startup node, so the
+            # hub comes up while any one of them is down
+            first, *others = self._cfg.cluster
+            seeds = [urlparse(u) for u in others]
             self._cluster = RedisCluster.from_url(
-                self._cfg.cluster,
+                first,
+                startup_nodes=[ClusterNode(u.hostname or "127.0.0.1", u.port or 6379) for u in seeds],
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
             )
@@ -216,7 +223,7 @@ class RedisBroker:
         pipe = self._node_pipes.get(node.name)
         if pipe is None:
             pool = aioredis.BlockingConnectionPool.from_url(
-                self._cfg.cluster,  # credentials and TLS as for the cluster, then this node
+                self._cfg.cluster[0],  # credentials and TLS as for the cluster, then this node
                 max_connections=POOL_SIZE,
                 timeout=self._timeout,
                 socket_timeout=self._timeout,
@@ -300,6 +307,8 @@ class RedisBroker:
             listener = ShardListener(client, self._deliver, sharded=self.clustered, name=name)
             listener.on_reconnect = lambda n=name: self._reconnected(n)
             listener.on_moved = self._channel_moved
+            if self._cluster is not None:
+                listener.on_unreachable = lambda lst=listener: self._unreachable(lst)
             listener.start()
             self._listeners[name] = listener
         return listener
@@ -339,6 +348,71 @@ class RedisBroker:
                 self._events.on_reconnect([room])
             return
         log.error("room %s: could not follow its slot; its viewers get no events", room)
+
+    def _unreachable(self, old: ShardListener) -> None:
+        """A cluster listener cannot reconnect to its node. If the node is dead for good, a
+        replica takes its slots over, and Redis tells nobody: look at the slot map again
+        (the listener calls this after every failed attempt until its rooms have moved)."""
+        if old in self._relocating:
+            return
+        self._relocating.add(old)
+        task = asyncio.create_task(self._relocate(old))
+        self._refreshing.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._refreshing.discard(t)
+            self._relocating.discard(old)
+
+        task.add_done_callback(done)
+
+    async def _relocate(self, old: ShardListener) -> None:
+        """Subscribe the rooms of `old` whose slots have a new owner on their new nodes, then
+        have the hub fetch from history what was published meanwhile."""
+        assert self._cluster is not None
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                await self._cluster.nodes_manager.initialize()
+        except Exception as exc:  # the cluster may be down for a moment: the next attempt
+            log.info("pub/sub %s: slot map not refreshed (%r)", old.name, exc)
+            return
+        self._refreshed_at = asyncio.get_running_loop().time()
+        rooms = [r for r, lst in self._room_listener.items() if lst is old and self._owner(r) not in (None, old.name)]
+        moved = [r for r, ok in zip(rooms, await asyncio.gather(*(self._move(r, old) for r in rooms))) if ok]
+        if moved:
+            log.warning("pub/sub %s unreachable: %d room(s) moved to their slots' new owners", old.name, len(moved))
+            if self._events is not None:
+                self._events.on_reconnect(moved)
+        if old.channels == 0 and self._listeners.get(old.name) is old:
+            del self._listeners[old.name]  # nothing left to listen to on a dead node
+            await old.close()
+
+    def _owner(self, room: str) -> str | None:
+        """The listener name of the node that owns the room's slot in the client's map."""
+        assert self._cluster is not None
+        try:
+            node = self._cluster.get_node_from_key(K.room_keys(room).meta)
+        except Exception:
+            return None
+        return None if node is None else f"{node.host}:{node.port}"
+
+    async def _move(self, room: str, old: ShardListener) -> bool:
+        channel = K.room_keys(room).channel
+        try:
+            new = self._listener_for(room)
+            await new.subscribe(channel, self._timeout)
+        except (Unavailable, RedisError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("room %s: subscribing on its slot's new owner failed (%r); retrying", room, exc)
+            return False
+        if self._room_listener.get(room) is not old:  # unsubscribed (or moved) meanwhile
+            if self._room_listener.get(room) is not new:
+                try:
+                    await asyncio.wait_for(new.unsubscribe(channel), self._timeout)
+                except _UNREACHABLE + (RedisError,):
+                    pass
+            return False
+        old.forget(channel)
+        self._room_listener[room] = new
+        return True
 
     async def subscribe(self, room: str) -> None:
         listener = self._listener_for(room)

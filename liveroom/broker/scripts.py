@@ -13,6 +13,7 @@ standalone shards the calls go through the shard's auto-pipeline (pipeline.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from importlib import resources
@@ -60,13 +61,25 @@ class Script:
         try:
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, keys=keys)
         except NoScriptError:
-            # SCRIPT LOAD on the server that will run it: the first key's node on a cluster
-            get_node = getattr(client, "get_node_from_key", None)
-            if get_node is not None:
-                await client.execute_command("SCRIPT LOAD", self.source, target_nodes=get_node(keys[0]))
-            else:
-                await client.execute_command("SCRIPT LOAD", self.source)
+            await self.load(client)
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, keys=keys)
+
+    async def load(self, client: Any) -> None:
+        """SCRIPT LOAD where the call may run. On a cluster that is every master: the cluster
+        client follows ASK (a slot migrating) and MOVED (a failover) by itself and raises the
+        redirect target's NOSCRIPT as a plain NoScriptError, which names no node, so loading
+        on the slot's owner in our map would leave the target without it."""
+        primaries = getattr(client, "get_primaries", None)
+        if primaries is None:
+            await client.execute_command("SCRIPT LOAD", self.source)
+            return
+        results = await asyncio.gather(
+            *(client.execute_command("SCRIPT LOAD", self.source, target_nodes=n) for n in primaries()),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if len(errors) == len(results) and errors:
+            raise errors[0]  # no master took it: say why (a dead one alone is not a reason)
 
 
 class Scripts:
