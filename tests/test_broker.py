@@ -66,7 +66,6 @@ async def test_pubsub_connection_killed_nothing_lost(shared_hub: HubProcess, red
 
 async def test_room_channel_subscribed_only_while_viewers_are_here(shared_hub: HubProcess, redis1: RedisProcess) -> None:
     """The hub subscribes a room's channel with its first viewer and drops it after the last."""
-    import asyncio
 
     from liveroom.broker.keys import room_keys
 

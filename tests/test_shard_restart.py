@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from liveroom.broker.sharding import shard_of
 from liveroom.redis_local import RedisProcess, find_server
-from tests.support import Client, HubProcess, t, token
+from tests.support import Client, HubProcess, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0", "LIVEROOM_VIEWER_COMMENT_CAP": "0"}
 VIEWERS_PER_HUB = 8

@@ -33,7 +33,8 @@ def pack(args: tuple[Any, ...]) -> bytes:
     pack_command was a fifth of the hub's time in the flash sale profile. Arguments are str,
     bytes, int or float; anything else is TypeError, a str that is not valid UTF-8 is
     UnicodeEncodeError (the caller's alone: see AutoPipeline._run)."""
-    return _pack_command(args)
+    packed: bytes = _pack_command(args)
+    return packed
 
 
 class AutoPipeline:

@@ -65,7 +65,8 @@ def encode(obj: Any, codec: Codec) -> bytes:
     (a bug: client values are made safe by protocol/frames.py first). allow_nan=False: what
     a browser could not parse is never sent."""
     if codec is Codec.MSGPACK:
-        return msgpack.packb(obj, use_bin_type=True)
+        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        return packed
     return json.dumps(
         obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
     ).encode()

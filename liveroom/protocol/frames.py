@@ -218,7 +218,8 @@ def _product(m: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(v, dict):
         raise ReplyError(BAD_FIELD, "product: must be a map with string keys, or nil")
-    return json_safe(v, "product")
+    product: dict[str, Any] = json_safe(v, "product")
+    return product
 
 
 def _ping(m: dict[str, Any]) -> Ping:

@@ -247,7 +247,7 @@ class Connection(asyncio.Protocol):
         inbox = self.inbox
         if inbox is None:
             if self.ready and item.__class__ is bytes:
-                self.send(item, True)  # type: ignore[arg-type]
+                self.send(item, True)
                 return
             inbox = self.inbox = deque()
             inbox.append(item)
@@ -270,9 +270,9 @@ class Connection(asyncio.Protocol):
             while inbox:
                 item = inbox.popleft()
                 if item.__class__ is bytes:
-                    self.send(item, True)  # type: ignore[arg-type]
+                    self.send(item, True)
                 else:
-                    await self.endpoint.run_op(self, *item)  # type: ignore[misc]
+                    await self.endpoint.run_op(self, *item)
                 if self.paused and len(inbox) <= INBOX_MAX // 2:
                     self._resume()
         finally:
