@@ -1,0 +1,98 @@
+"""The KEYS and ARGV of every script in liveroom/lua/, in the order its header documents:
+one builder per script, so a script and what feeds it are read side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from liveroom.broker import keys as K
+from liveroom.broker.wire import new_epoch
+
+# users per presence_sync call: ~1 ms of script time on a shard
+PRESENCE_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    script: str
+    room: str
+    keys: list[str]
+    args: list[Any]
+
+
+class Calls:
+    def __init__(self, pubcmd: str, orders_stream: Callable[[str], str], history_len: int, hub_id: str) -> None:
+        self.pubcmd = pubcmd  # PUBLISH, or SPUBLISH on a cluster
+        self.orders_stream = orders_stream  # where a room's orders are announced
+        self.maxlen = str(history_len)
+        self.hub_id = hub_id
+
+    def _durable(self, k: K.RoomKeys, body: bytes) -> list[Any]:
+        """lib_publish.lua's arguments, first in every script that publishes an event."""
+        return [self.pubcmd, k.channel, body, new_epoch(), self.maxlen]
+
+    def room_state(self, room: str) -> Call:
+        k = K.room_keys(room)
+        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch()])
+
+    def room_comment(self, room: str, body: bytes, user: str, rate: float, burst: int) -> Call:
+        k = K.room_keys(room)
+        return Call("room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user)], [*self._durable(k, body), user, rate, burst])
+
+    def room_publish(self, room: str, body: bytes, meta_field: str, value: bytes) -> Call:
+        k = K.room_keys(room)
+        return Call("room_publish", room, [k.meta, k.hist], [*self._durable(k, body), meta_field, value])
+
+    def room_like(self, room: str, n: int) -> Call:
+        k = K.room_keys(room)
+        return Call("room_like", room, [k.meta], [self.pubcmd, k.channel, n])
+
+    def presence_sync(self, room: str, ttl_ms: int, arrived: list[str], gone: list[str]) -> list[Call]:
+        """Chunked, so that one script never holds the shard for long."""
+        k = K.room_keys(room)
+        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta]
+        step = PRESENCE_CHUNK
+        return [
+            Call("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), *a, *g])
+            for i in range(0, max(len(arrived), len(gone), 1), step)
+            for a, g in [(arrived[i : i + step], gone[i : i + step])]
+        ]
+
+    def presence_beat(self, room: str, ttl_ms: int, expect: int) -> Call:
+        k = K.room_keys(room)
+        return Call("presence_beat", room, [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id)], [self.hub_id, ttl_ms, expect])
+
+    def presence_reap(self, room: str, hub_id: str) -> Call:
+        k = K.room_keys(room)
+        return Call("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id])
+
+    def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> Call:
+        k = K.room_keys(room)
+        return Call("sale_create", room, [k.sales, k.meta, k.hist], [*self._durable(k, body), sale, info, stock])
+
+    def sale_close(self, room: str, sale: str, body: bytes) -> Call:
+        k = K.room_keys(room)
+        return Call("sale_close", room, [k.sales, k.meta, k.hist], [self.pubcmd, k.channel, sale, new_epoch(), self.maxlen, body])
+
+    def sale_buy(
+        self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int, sold_out: bytes
+    ) -> Call:
+        k = K.room_keys(room)
+        idem_field = f"{len(user)}:{user}{key}"
+        return Call(
+            "sale_buy",
+            room,
+            [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, self.orders_stream(room), k.meta, k.hist],
+            [self.pubcmd, k.channel, sale, user, qty, idem_field, order_prefix, pay_window_ms,
+             new_epoch(), self.maxlen, room, key, sold_out],
+        )  # fmt: skip
+
+    def order_release(self, room: str, order: str, sale: str, status: str) -> Call:
+        k = K.room_keys(room)
+        keys = [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta]
+        return Call("order_release", room, keys, [order, status, self.pubcmd, k.channel])
+
+    def order_confirm(self, room: str, order: str) -> Call:
+        k = K.room_keys(room)
+        return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
