@@ -14,7 +14,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
+
+import redis
 
 
 def find_server(prefer: str | None = None) -> str:
@@ -48,36 +51,20 @@ def free_port(below: int = 55000) -> int:
     raise RuntimeError("no free port below %d" % below)
 
 
-def _ping(port: int, timeout: float = 0.2) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(64)
+def _client(port: int, timeout: float = 2.0) -> redis.Redis:
+    """redis-py on one loopback server: the set-up commands below, nothing else."""
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-def _command(port: int, *args: str) -> bytes:
-    """One RESP command, answer read raw (enough for cluster set-up and CLUSTER INFO)."""
-    payload = f"*{len(args)}\r\n".encode() + b"".join(
-        f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-        s.sendall(payload)
-        data = b""
-        s.settimeout(0.5)
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                if data.endswith(b"\r\n") and not data.startswith(b"$"):
-                    break
-                if data.startswith(b"$"):
-                    n = int(data[1 : data.index(b"\r\n")])
-                    if len(data) >= data.index(b"\r\n") + 2 + n + 2:
-                        break
-        except socket.timeout:
-            pass
-        return data
+def _ping(port: int) -> bool:
+    with _client(port, 0.2) as r:
+        return bool(r.ping())
+
+
+def _cluster(port: int, sub: str, *args: str) -> Any:
+    """CLUSTER <sub> ..., parsed by redis-py (INFO and NODES come back as dicts)."""
+    with _client(port) as r:
+        return r.cluster(sub, *args)
 
 
 @dataclass
@@ -118,9 +105,9 @@ class RedisProcess:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 raise RuntimeError(f"{self.binary} exited: {err.strip()[:500]}")
             try:
-                if _ping(self.port).startswith(b"+PONG"):
+                if _ping(self.port):
                     return self
-            except OSError:
+            except (OSError, redis.RedisError):
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.binary} did not answer on port {self.port}")
@@ -176,9 +163,9 @@ class RedisClusterProcesses:
         for i, node in enumerate(self.nodes):
             lo = i * per
             hi = 16383 if i == self.masters - 1 else (i + 1) * per - 1
-            _command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(lo), str(hi))
+            _cluster(node.port, "ADDSLOTSRANGE", str(lo), str(hi))
         for node in everyone[1:]:
-            _command(node.port, "CLUSTER", "MEET", "127.0.0.1", str(self.nodes[0].port))
+            _cluster(node.port, "MEET", "127.0.0.1", str(self.nodes[0].port))
         deadline = time.monotonic() + timeout
         while not self._formed(everyone):
             if time.monotonic() > deadline:
@@ -186,9 +173,9 @@ class RedisClusterProcesses:
                 raise RuntimeError("cluster did not reach cluster_state:ok")
             time.sleep(0.1)
         if self.replicas:
-            ids = [_command(m.port, "CLUSTER", "MYID").split(b"\r\n")[1].decode() for m in self.nodes]
+            ids = [_cluster(m.port, "MYID").decode() for m in self.nodes]
             for i, node in enumerate(self.replica_nodes):
-                _command(node.port, "CLUSTER", "REPLICATE", ids[i % self.masters])
+                _cluster(node.port, "REPLICATE", ids[i % self.masters])
             while not all(self._replicas_online(m) for m in self.nodes):
                 if time.monotonic() > deadline:
                     self.stop()
@@ -199,13 +186,15 @@ class RedisClusterProcesses:
     def _formed(self, everyone: list[RedisProcess]) -> bool:
         """cluster_state:ok everywhere, and every node knows every other one (clients rely on
         MOVED answers naming known nodes)."""
-        if not all(b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO") for n in everyone):
+        if not all(_cluster(n.port, "INFO").get("cluster_state") == "ok" for n in everyone):
             return False
-        return all(_command(n.port, "CLUSTER", "NODES").count(b"127.0.0.1:") >= len(everyone) for n in everyone)
+        return all(len(_cluster(n.port, "NODES")) >= len(everyone) for n in everyone)
 
     def _replicas_online(self, master: RedisProcess) -> bool:
-        info = _command(master.port, "INFO", "replication").decode(errors="replace")
-        return info.count("state=online") >= self.replicas
+        with _client(master.port) as r:
+            info = r.info("replication")
+        online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
+        return len(online) >= self.replicas
 
     def stop(self) -> None:
         for n in self.nodes + self.replica_nodes:
