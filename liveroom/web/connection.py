@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Union
 from liveroom.core.rules import take_token
 from liveroom.errors import BYE
 from liveroom.protocol.codec import OP_PONG, PING_FRAME, Codec, close_frame, frame, ws_frame
-from liveroom.protocol.wsframes import Close, FrameReader, Message, Ping, ProtocolViolation, TooLarge
+from liveroom.protocol.wsframes import Close, FrameReader, Ping, ProtocolViolation, TooLarge
 
 if TYPE_CHECKING:
     from liveroom.core.session import Session
@@ -218,21 +218,22 @@ class Connection(asyncio.Protocol):
             ev = reader.next_event()
             if ev is None:
                 return
-            if isinstance(ev, Message):
+            kind = ev.__class__  # compared with `is`: cheaper than isinstance() on every frame
+            if kind is bytes or kind is str:  # a message
                 if self.state == OPEN:  # once we are closing, data is no longer read
-                    self.endpoint.on_message(self, ev.data)
-            elif isinstance(ev, Ping):
+                    self.endpoint.on_message(self, ev)  # type: ignore[arg-type]
+            elif kind is Ping:
                 if self.state == OPEN and not self.transport.is_closing():
-                    self.transport.write(ws_frame(ev.payload, OP_PONG))
-            elif isinstance(ev, Close):
+                    self.transport.write(ws_frame(ev.payload, OP_PONG))  # type: ignore[union-attr]
+            elif kind is Close:
                 if self.state == OPEN:
-                    self._close(ev.code)  # echo the peer's code (RFC 6455 section 5.5.1)
+                    self._close(ev.code)  # type: ignore[union-attr]  # echo the peer's code (RFC 6455 5.5.1)
                 self.transport.close()  # the server closes TCP first
-            elif isinstance(ev, TooLarge):
+            elif kind is TooLarge:
                 if self.state == OPEN:
                     self.bye("too_large")
-            elif isinstance(ev, ProtocolViolation):
-                self._fail(ev.code, ev.reason)
+            elif kind is ProtocolViolation:
+                self._fail(ev.code, ev.reason)  # type: ignore[union-attr]
             # a Pong only counts as life (last_rx)
             if self.transport.is_closing():
                 return  # closed by the peer, a violation or the endpoint: the rest is moot
