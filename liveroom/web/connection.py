@@ -218,22 +218,22 @@ class Connection(asyncio.Protocol):
             ev = reader.next_event()
             if ev is None:
                 return
-            kind = ev.__class__  # compared with `is`: cheaper than isinstance() on every frame
+            kind = ev.__class__  # compared with `is`: cheaper than isinstance() on every message
             if kind is bytes or kind is str:  # a message
                 if self.state == OPEN:  # once we are closing, data is no longer read
-                    self.endpoint.on_message(self, ev)  # type: ignore[arg-type]
-            elif kind is Ping:
+                    self.endpoint.on_message(self, ev)  # type: ignore[arg-type]  # bytes or str
+            elif isinstance(ev, Ping):
                 if self.state == OPEN and not self.transport.is_closing():
-                    self.transport.write(ws_frame(ev.payload, OP_PONG))  # type: ignore[union-attr]
-            elif kind is Close:
+                    self.transport.write(ws_frame(ev.payload, OP_PONG))
+            elif isinstance(ev, Close):
                 if self.state == OPEN:
-                    self._close(ev.code)  # type: ignore[union-attr]  # echo the peer's code (RFC 6455 5.5.1)
+                    self._close(ev.code)  # echo the peer's code (RFC 6455 section 5.5.1)
                 self.transport.close()  # the server closes TCP first
-            elif kind is TooLarge:
+            elif isinstance(ev, TooLarge):
                 if self.state == OPEN:
                     self.bye("too_large")
-            elif kind is ProtocolViolation:
-                self._fail(ev.code, ev.reason)  # type: ignore[union-attr]
+            elif isinstance(ev, ProtocolViolation):
+                self._fail(ev.code, ev.reason)
             # a Pong only counts as life (last_rx)
             if self.transport.is_closing():
                 return  # closed by the peer, a violation or the endpoint: the rest is moot
