@@ -15,7 +15,6 @@ from liveroom.protocol.wsframes import (
     CloseCode,
     Event,
     FrameReader,
-    Message,
     Ping,
     Pong,
     ProtocolViolation,
@@ -85,16 +84,16 @@ def violation(data: bytes, deflate: bool = False) -> ProtocolViolation:
 
 
 def test_binary_and_text_messages() -> None:
-    """A binary frame gives bytes, a text frame a str."""
-    assert events(frame(b"\x01\x02", 2) + frame("héllo".encode(), 1)) == [Message(b"\x01\x02"), Message("héllo")]
+    """A message is its payload: bytes for a binary frame, str for a text frame."""
+    assert events(frame(b"\x01\x02", 2) + frame("héllo".encode(), 1)) == [b"\x01\x02", "héllo"]
 
 
 @pytest.mark.parametrize("n", [0, 125, 126, 1000])
 def test_lengths(n: int) -> None:
     """7-bit, 16-bit and (non-minimal but legal) 64-bit lengths."""
     data = bytes(range(256)) * 4
-    assert events(frame(data[:n]), max_size=2000) == [Message(data[:n])]
-    assert events(frame(data[:n], length=n), max_size=2000) == [Message(data[:n])]
+    assert events(frame(data[:n]), max_size=2000) == [data[:n]]
+    assert events(frame(data[:n], length=n), max_size=2000) == [data[:n]]
 
 
 def test_fragments_are_reassembled_with_control_frames_between() -> None:
@@ -102,7 +101,7 @@ def test_fragments_are_reassembled_with_control_frames_between() -> None:
     a UTF-8 character split across fragments is fine (checked after reassembly)."""
     text = "a€b".encode()  # € is three bytes
     stream = frame(text[:2], 1, fin=False) + frame(b"hi", 9) + frame(text[2:3], 0, fin=False) + frame(text[3:], 0)
-    assert events(stream) == [Ping(b"hi"), Message("a€b")]
+    assert events(stream) == [Ping(b"hi"), "a€b"]
 
 
 def test_ping_pong_and_close() -> None:
@@ -130,12 +129,12 @@ def test_compressed_messages() -> None:
     fragmented (RSV1 on the first fragment only)."""
     body = deflated(b'{"t":"comment"}' * 3)
     stream = frame(body, 1, rsv=0x40) + frame(body[:5], 1, fin=False, rsv=0x40) + frame(body[5:], 0)
-    assert events(stream, deflate=True) == [Message('{"t":"comment"}' * 3)] * 2
+    assert events(stream, deflate=True) == ['{"t":"comment"}' * 3] * 2
 
 
 def test_feeding_byte_by_byte_gives_the_same_events() -> None:
     stream = frame(b"x" * 300) + frame(b"p", 9) + frame(b"ab", 1, fin=False) + frame(b"c", 0) + frame(b"", 8)
-    assert events(stream, chunk=1) == events(stream) == [Message(b"x" * 300), Ping(b"p"), Message("abc"), Close(None, "")]
+    assert events(stream, chunk=1) == events(stream) == [b"x" * 300, Ping(b"p"), "abc", Close(None, "")]
 
 
 def test_idle_reader_holds_no_containers() -> None:
@@ -252,8 +251,8 @@ def test_too_large_fragmented_message_is_skipped_to_its_end() -> None:
     part = b"y" * (MAX // 2)
     stream = frame(part, 2, fin=False) + frame(part, 0, fin=False) + frame(part, 0, fin=False)
     stream += frame(part, 0) + frame(b"next")
-    assert events(stream) == [TooLarge(), Message(b"next")]
-    assert events(stream, chunk=5) == [TooLarge(), Message(b"next")]
+    assert events(stream) == [TooLarge(), b"next"]
+    assert events(stream, chunk=5) == [TooLarge(), b"next"]
 
 
 def test_too_large_is_not_buffered() -> None:
@@ -267,12 +266,12 @@ def test_too_large_is_not_buffered() -> None:
 def test_too_large_after_inflate() -> None:
     """A small compressed message that inflates past max_size (a zip bomb)."""
     assert events(frame(deflated(b"\0" * (MAX + 1)), 2, rsv=0x40), deflate=True) == [TooLarge()]
-    assert events(frame(deflated(b"\0" * MAX), 2, rsv=0x40), deflate=True) == [Message(b"\0" * MAX)]
+    assert events(frame(deflated(b"\0" * MAX), 2, rsv=0x40), deflate=True) == [b"\0" * MAX]
 
 
 def test_max_size_counts_the_whole_message() -> None:
-    assert events(frame(b"a" * MAX)) == [Message(b"a" * MAX)]
-    assert events(frame(b"a" * 500, 2, fin=False) + frame(b"a" * 524, 0)) == [Message(b"a" * MAX)]
+    assert events(frame(b"a" * MAX)) == [b"a" * MAX]
+    assert events(frame(b"a" * 500, 2, fin=False) + frame(b"a" * 524, 0)) == [b"a" * MAX]
 
 
 # -- random and mutated streams (hypothesis) ----------------------------------------------------
@@ -312,7 +311,7 @@ def valid_streams(draw: st.DrawFn) -> tuple[bytes, list[Event], bool]:
             if i < len(parts) - 1 and draw(st.booleans()):
                 out += frame(b"mid", 9)
                 expect.append(Ping(b"mid"))
-        expect.append(Message(data.decode() if text else data))
+        expect.append(data.decode() if text else data)
     if draw(st.booleans()):
         out += frame(struct.pack("!H", 1000) + b"done", 8)
         expect.append(Close(1000, "done"))
@@ -333,7 +332,7 @@ def run(pieces: list[bytes], deflate: bool) -> list[Event]:
         r.feed(piece)
         while (ev := r.next_event()) is not None:
             assert not (out and isinstance(out[-1], (Close, ProtocolViolation))), out
-            assert isinstance(ev, (Message, Ping, Pong, Close, TooLarge, ProtocolViolation)), ev
+            assert isinstance(ev, (bytes, str, Ping, Pong, Close, TooLarge, ProtocolViolation)), ev
             if isinstance(ev, ProtocolViolation):
                 assert ev.code in (CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA)
             out.append(ev)

@@ -61,15 +61,15 @@ def close_code_valid(code: int) -> bool:
 
 
 # -- events ---------------------------------------------------------------------------------
-# Not frozen: a frozen dataclass's __init__ costs 0.15 us more per event (object.__setattr__),
-# a tenth of reading a small frame. Nothing keeps an event past acting on it.
+# Not frozen: a frozen dataclass's __init__ costs 0.15 us more per event (object.__setattr__).
+# Nothing keeps an event past acting on it.
 
 
-@dataclass(slots=True)
-class Message:
-    """A complete data message: `str` for a text message (valid UTF-8), else `bytes`."""
-
-    data: str | bytes
+# A complete data message is its payload, with no wrapper: `str` for a text message (valid
+# UTF-8), `bytes` for a binary one. A wrapper object cost 0.2 us per frame, a tenth of reading
+# a small frame (timeit of Connection.data_received, 20-byte frames: 2.1 us with it, 1.85
+# without, as before this reader).
+Message = Union[str, bytes]
 
 
 @dataclass(slots=True)
@@ -225,10 +225,15 @@ class FrameReader:
                 self.pos = 0
             if op >= 8:
                 return self._control(op, payload)
-            if b0 & 0x80 and op:  # a whole message in one frame
-                if op == OP_BINARY and not b0 & RSV1:
-                    return Message(payload)  # inlined: the common case of msgpack clients
-                return self._message(op | (b0 & RSV1), payload)
+            if b0 & 0x80 and op and not b0 & RSV1:  # a whole uncompressed message: inlined
+                if op == OP_BINARY:
+                    return payload
+                try:
+                    return payload.decode()
+                except UnicodeDecodeError:
+                    return self._violation(CloseCode.INVALID_DATA, "text message is not UTF-8")
+            if op and b0 & 0x80:  # a whole compressed message
+                return self._message(op | RSV1, payload)
             if op:
                 self.frag_op = op | (b0 & RSV1)
                 self.frag = payload
@@ -280,10 +285,10 @@ class FrameReader:
                 return TooLarge()
         if op & 0x0F == OP_TEXT:
             try:
-                return Message(data.decode())
+                return data.decode()
             except UnicodeDecodeError:
                 return self._violation(CloseCode.INVALID_DATA, "text message is not UTF-8")
-        return Message(data)
+        return data
 
     def _violation(self, code: CloseCode, reason: str) -> ProtocolViolation:
         self.discard()
