@@ -142,9 +142,13 @@ class Hub:
         first_here = self.presence.arrived(room, viewer.user_id)
         try:
             state = await self.resync.settle(room, state)
-            recovered = since is not None and epoch == state.epoch and since <= state.seq
-            recovered = recovered and (since >= state.first_seq - 1 or since == state.seq)  # type: ignore[operator]
-            backlog = await self.resync.backlog(room, since if recovered else state.seq)  # type: ignore[arg-type]
+            have = state.seq  # what the viewer has: the state, or where it resumes from
+            recovered = False
+            if since is not None and epoch == state.epoch and since <= state.seq:
+                # still in history (or nothing missed): the events after `since` follow
+                if since >= state.first_seq - 1 or since == state.seq:
+                    have, recovered = since, True
+            backlog = await self.resync.backlog(room, have)
         except BaseException:
             self.presence.left(room, viewer.user_id)
             raise
