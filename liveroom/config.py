@@ -107,6 +107,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_VIEWER_COMMENT_CAP": ("room", "viewer_comment_cap"),
     "LIVEROOM_COMMENT_RATE": ("room", "comment_rate"),
     "LIVEROOM_TICK_MS": ("room", "tick_ms"),
+    "LIVEROOM_HUB_TTL_MS": ("room", "hub_ttl_ms"),
     "LIVEROOM_MAX_CONN_PER_IP": ("limits", "max_conn_per_ip"),
     "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
     "LIVEROOM_OUTBOX_BYTES": ("limits", "outbox_bytes"),

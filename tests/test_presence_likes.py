@@ -94,7 +94,8 @@ async def test_online_count_across_hubs(start_hub: Callable[..., HubProcess], re
 
 async def test_killed_hub_viewers_leave_the_count(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
     """A hub that dies without cleaning up stops counting once its heartbeat expires."""
-    env = {"LIVEROOM_REDIS": redis1.url, **FAST}
+    # a short hub TTL (default 10 s), so that the survivor reaps the dead hub's viewers soon
+    env = {"LIVEROOM_REDIS": redis1.url, "LIVEROOM_HUB_TTL_MS": "3000", **FAST}
     h1 = start_hub(**env)
     h2 = start_hub(**env)
     room = "dead" + uuid.uuid4().hex[:8]
@@ -103,8 +104,7 @@ async def test_killed_hub_viewers_leave_the_count(start_hub: Callable[..., HubPr
     try:
         await stay.wait_for(lambda: latest(stay, "online", "count") == 4, what="online 4")
         h2.kill()
-        # hub_ttl_ms defaults to 10 s: the survivor reaps the dead hub's viewers after it
-        await stay.wait_for(lambda: latest(stay, "online", "count") == 1, timeout=20, what="online 1")
+        await stay.wait_for(lambda: latest(stay, "online", "count") == 1, timeout=10, what="online 1")
     finally:
         await stay.close()
         for c in gone:

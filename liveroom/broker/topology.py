@@ -154,6 +154,7 @@ class Cluster:
         self.timeout = timeout
         self.client_: RedisCluster | None = None
         self._pipes: dict[str, AutoPipeline] = {}  # one per master, by node name
+        self._retired: list[AutoPipeline] = []  # pipes to former masters
         self._relearned_at = 0.0
         self._relearning: set[asyncio.Task[None]] = set()
 
@@ -176,7 +177,7 @@ class Cluster:
         await self.client_.initialize()
 
     async def close(self) -> None:
-        for p in self._pipes.values():
+        for p in [*self._pipes.values(), *self._retired]:
             await p.close()
             await p.pool.disconnect()
         if self.client_ is not None:
@@ -252,6 +253,11 @@ class Cluster:
         async with asyncio.timeout(self.timeout * 2):
             await self.cluster.nodes_manager.initialize()
         self._relearned_at = asyncio.get_running_loop().time()
+        masters = {n.name for n in self.cluster.get_primaries()}
+        for name in [n for n in self._pipes if n not in masters]:
+            # a master that died or became a replica: no new calls; the calls in flight
+            # end by themselves (timeout), then the pool is closed with the others
+            self._retired.append(self._pipes.pop(name))
 
     def orders_stream(self, room: str) -> str:
         return K.room_keys(room).room_orders_stream  # a script cannot write another slot's key
