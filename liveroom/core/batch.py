@@ -1,5 +1,6 @@
 """A room's batch for one tick, as bytes: the shared frame for every wire in use, and the
-rare personal copies. Pure: events and a sample in, frames out; no sockets, no clock.
+rare personal copies. `build` is pure (events and a sample in, frames out; no sockets, no
+clock); `write` hands those bytes to the viewers.
 
 The shared batch is encoded once per codec and wrapped once per wire (plain, or deflated
 with a given window): every viewer on that wire gets those same bytes. A viewer whose own
@@ -9,11 +10,11 @@ nobody's own comment disappears.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from liveroom.core.ports import Wire
+from liveroom.core.ports import Viewer, Wire
 from liveroom.protocol.codec import Codec, deflate_frame, encode, frame, ws_frame
 
 Event = dict[str, Any]
@@ -65,6 +66,26 @@ def build(
     for user, mine in own.items():
         out.personal[user] = {codec: personal(room_id, shared, mine, ephemeral, dropped, codec) for codec in payloads}
     return out
+
+
+def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
+    """The same bytes to every viewer of a wire, a personal copy where one exists: no
+    encode and no copy per viewer. Returns how many viewers were written to."""
+    sent = 0
+    essential = out.essential
+    for wire, group in viewers.items():
+        data = out.frames.get(wire)
+        if data is None:
+            continue  # no viewer on this wire when the batch was built
+        if out.personal:
+            for v in group:
+                mine = out.personal.get(v.user_id)
+                v.send(data if mine is None else mine[wire[0]], essential)
+        else:
+            for v in group:
+                v.send(data, essential)
+        sent += len(group)
+    return sent
 
 
 def personal(

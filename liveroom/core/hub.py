@@ -270,21 +270,7 @@ class Hub:
             room.online_at = now
 
     def _send(self, room: Room, out: batch.Outgoing) -> None:
-        """The same bytes to every viewer of a wire; a personal copy where one exists."""
-        sent = 0
-        essential = out.essential
-        for wire, viewers in room.viewers.items():
-            if not viewers:
-                continue
-            data = out.frames[wire]
-            if out.personal:
-                for v in viewers:
-                    mine = out.personal.get(v.user_id)
-                    v.send(data if mine is None else mine[wire[0]], essential)
-            else:
-                for v in viewers:
-                    v.send(data, essential)
-            sent += len(viewers)
+        sent = batch.write(out, room.viewers)
         if out.dropped:
             self.metrics.sampled_out.inc(out.dropped * room.size)
         self.metrics.encodes.inc(out.encodes)
