@@ -31,6 +31,7 @@ ENDED: Final = "ended"
 NO_SUCH_SALE: Final = "no_such_sale"
 NO_SUCH_DRAW: Final = "no_such_draw"
 NO_SUCH_ORDER: Final = "no_such_order"
+NO_SUCH_MILESTONE: Final = "no_such_milestone"
 CLOSED: Final = "closed"
 UNAVAILABLE: Final = "unavailable"
 INTERNAL: Final = "internal"
@@ -59,6 +60,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     NO_SUCH_SALE: 404,
     NO_SUCH_DRAW: 404,
     NO_SUCH_ORDER: 404,
+    NO_SUCH_MILESTONE: 404,
     CLOSED: 409,
     UNAVAILABLE: 503,
     INTERNAL: 500,
@@ -97,6 +99,7 @@ MESSAGES: Final[dict[str, str]] = {
     CLOSED: "closed",
     NO_SUCH_SALE: "no such sale in this room",
     NO_SUCH_ORDER: "no such order",
+    NO_SUCH_MILESTONE: "no such milestone in this room",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",

@@ -41,7 +41,8 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
         assert (await host.call("notice", text="10% off"))["ok"]
         seq = (await viewer.call("comment", text="how much?"))["seq"]
         assert (await host.call("delete_comment", seq=seq))["ok"]
-        await viewer.send({"t": "like", "n": 3})
+        assert (await host.call("milestone_set", kind="likes", value=3, reward=None))["ok"]
+        await viewer.send({"t": "like", "n": 3})  # likes, and the milestone it crosses
         assert (await viewer.call("buy", sale=one, qty=1, key="k1"))["ok"]  # stock, then sold_out
         assert (await host.call("sale_close", sale=other))["ok"]  # a sale event from the close
         want = set(FIELDS)

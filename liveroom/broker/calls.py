@@ -46,7 +46,7 @@ class Calls:
 
     def room_like(self, room: str, n: int) -> Call:
         k = K.room_keys(room)
-        return Call("room_like", room, [k.meta], [self.pubcmd, k.channel, n])
+        return Call("room_like", room, [k.meta, k.hist, k.milestones], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
 
     def presence_sync(self, room: str, ttl_ms: int, arrived: list[str], gone: list[str]) -> list[Call]:
         """Chunked, so that one script never holds the shard for long."""
@@ -61,7 +61,12 @@ class Calls:
 
     def presence_beat(self, room: str, ttl_ms: int, expect: int) -> Call:
         k = K.room_keys(room)
-        return Call("presence_beat", room, [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id)], [self.hub_id, ttl_ms, expect])
+        return Call(
+            "presence_beat",
+            room,
+            [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id), k.hist, k.milestones],
+            [self.hub_id, ttl_ms, expect, self.pubcmd, k.channel, new_epoch(), self.maxlen],
+        )
 
     def presence_reap(self, room: str, hub_id: str) -> Call:
         k = K.room_keys(room)

@@ -26,6 +26,7 @@ class RoomKeys:
     orders: str  # HASH order id -> order JSON (status pending|confirmed|cancelled|expired)
     pending: str  # ZSET order id -> pay deadline ms: what the order reaper expires
     room_orders_stream: str  # the room's orders stream (Redis Cluster deployments)
+    milestones: str  # HASH id -> msgpack {kind, every | value, reward, event, draw, fired}
 
     def bought(self, sale: str) -> str:
         """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""
@@ -58,6 +59,7 @@ def room_keys(room: str) -> RoomKeys:
         orders=f"{t}:orders",
         pending=f"{t}:pending",
         room_orders_stream=f"{t}:orders:stream",
+        milestones=f"{t}:milestones",
     )
 
 

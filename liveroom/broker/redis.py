@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgpack
+
 from liveroom.broker import keys as K
-from liveroom.broker.base import BrokerEvents, RoomState, SaleRecord
+from liveroom.broker.base import Beat, BrokerEvents, RoomState, SaleRecord
 from liveroom.broker.calls import Call, Calls
 from liveroom.broker.scripts import Scripts
 from liveroom.broker.subscriptions import Subscriptions
@@ -99,8 +101,10 @@ class RedisBroker:
         seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value))
         return int(seq), epoch.decode()
 
-    async def add_likes(self, room: str, n: int) -> int:
-        return int(await self._run(self.calls.room_like(room, n)))
+    async def add_likes(self, room: str, n: int) -> tuple[int, list[str]]:
+        """(the room's total, ids of the milestones it crossed that start a draw)."""
+        total, draws = await self._run(self.calls.room_like(room, n))
+        return int(total), [d.decode() for d in draws]
 
     async def mute(self, room: str, user: str, until_ms: int | None) -> None:
         """until_ms None unmutes; -1 mutes forever."""
@@ -115,14 +119,31 @@ class RedisBroker:
             online = int(await self._run(call))
         return online
 
-    async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> tuple[int, bool, list[str]]:
-        """(online, whether this hub's users are missing from Redis, ids of dead hubs to
-        reap). `expect`: how many users this hub holds in the room (-1: don't check)."""
-        out = await self._run(self.calls.presence_beat(room, ttl_ms, expect))
-        return int(out[0]), bool(int(out[1])), [h.decode() for h in out[2:]]
+    async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> Beat:
+        """`expect`: how many users this hub holds in the room (-1: don't check)."""
+        online, lost, dead, draws = await self._run(self.calls.presence_beat(room, ttl_ms, expect))
+        return Beat(int(online), bool(int(lost)), [h.decode() for h in dead], [d.decode() for d in draws])
 
     async def presence_reap(self, room: str, hub_id: str) -> int:
         return int(await self._run(self.calls.presence_reap(room, hub_id)))
+
+    # -- milestones ------------------------------------------------------------------------
+
+    async def milestone_set(self, room: str, milestone: str, record: bytes) -> None:
+        await bounded(self._cmd(room).hset(K.room_keys(room).milestones, milestone, record), self._timeout)
+
+    async def milestone_remove(self, room: str, milestone: str) -> bool:
+        return bool(await bounded(self._cmd(room).hdel(K.room_keys(room).milestones, milestone), self._timeout))
+
+    async def milestones(self, room: str) -> dict[str, dict[str, Any]]:
+        raw = await bounded(self._cmd(room).hgetall(K.room_keys(room).milestones), self._timeout)
+        out = {}
+        for k, v in raw.items():
+            # its `event` is a msgpack body stored as a str (cmsgpack reads no bin): not ours to read
+            rec = msgpack.unpackb(v, raw=False, unicode_errors="surrogateescape")
+            rec.pop("event", None)
+            out[k.decode()] = rec
+        return out
 
     # -- flash sales -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from liveroom.broker.base import Broker, BrokerEvents, BrokerMsg, DurableMsg, Li
 from liveroom.config import Config
 from liveroom.core import batch, likes
 from liveroom.core.ports import HubMetrics, Viewer
+from liveroom.core.milestones import Milestones
 from liveroom.core.presence import Presence
 from liveroom.core.resync import Resync, welcome
 from liveroom.core.room import Event, Room
@@ -35,7 +36,9 @@ ONLINE_REFRESH_S = 2.0  # an unchanged online count is still re-sent this often
 
 
 class Hub:
-    def __init__(self, cfg: Config, broker: Broker, metrics: HubMetrics) -> None:
+    def __init__(
+        self, cfg: Config, broker: Broker, metrics: HubMetrics, milestones: Milestones | None = None
+    ) -> None:
         self.cfg = cfg
         self.broker = broker
         self.metrics = metrics
@@ -45,7 +48,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._tick_s = cfg.room.tick_ms / 1000
-        self.presence = Presence(cfg.room, broker, self.spawn, self._dirty.add, self._drop_room)
+        self.milestones = milestones
+        self.presence = Presence(cfg.room, broker, self.spawn, self._dirty.add, self._drop_room, self._milestone_draws)
         self.resync = Resync(cfg.room, broker, metrics, self.rooms, self.spawn, self._dirty.add, self.on_message)
         self.broker_events = BrokerEvents(self.on_message, self.resync.recheck_rooms)
 
@@ -66,7 +70,7 @@ class Hub:
                 await t
             except (asyncio.CancelledError, Exception):
                 pass
-        await likes.flush(self.broker, self.rooms.values(), self._dirty.add)
+        await likes.flush(self.broker, self.rooms.values(), self._dirty.add, self._milestone_draws)
         # let in-flight presence calls land first, so none re-adds a user after the reap
         if self._background:
             await asyncio.wait(list(self._background), timeout=2.0)
@@ -220,7 +224,7 @@ class Hub:
 
     def tick(self) -> None:
         if any(r.local_likes for r in self.rooms.values()):
-            self.spawn(likes.flush(self.broker, list(self.rooms.values()), self._dirty.add))
+            self.spawn(likes.flush(self.broker, list(self.rooms.values()), self._dirty.add, self._milestone_draws))
         if not self._stopping:
             self.presence.tick()
         now = time.monotonic()
@@ -278,6 +282,10 @@ class Hub:
         self.metrics.batches.inc()
 
     # -- likes and presence ----------------------------------------------------------------
+
+    def _milestone_draws(self, room_id: str, ids: list[str]) -> None:
+        if self.milestones is not None:
+            self.spawn(self.milestones.start_draws(room_id, ids))
 
     def add_likes(self, room_id: str, n: int) -> None:
         room = self.rooms.get(room_id)

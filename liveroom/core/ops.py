@@ -14,6 +14,7 @@ import msgpack
 from liveroom.broker.base import Broker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
+from liveroom.core.milestones import Milestones
 from liveroom.core.rules import clean_text
 from liveroom.core.session import Session
 from liveroom.errors import FORBIDDEN, UNKNOWN_OP, ReplyError
@@ -32,7 +33,7 @@ Result = dict[str, Any] | None
 
 
 class Ops:
-    def __init__(self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales") -> None:
+    def __init__(self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales", milestones: Milestones) -> None:
         self.cfg = cfg
         self.hub = hub
         self.broker = broker
@@ -47,6 +48,8 @@ class Ops:
             F.Buy: sales.buy,
             F.SaleCreate: sales.create,
             F.SaleClose: sales.close,
+            F.MilestoneSet: milestones.set,
+            F.MilestoneRemove: milestones.remove,
         }
 
     async def handle(self, s: Session, op: F.Op) -> Result:

@@ -34,12 +34,14 @@ class Presence:
         spawn: Callable[[Awaitable[Any]], None],
         dirty: Callable[[Room], None],
         drop_room: Callable[[Room], Awaitable[None]],
+        draws: Callable[[str, list[str]], None],
     ) -> None:
         self.cfg = cfg
         self.broker = broker
         self._spawn = spawn
         self._dirty = dirty  # the room has something to send with the next tick
         self._drop_room = drop_room  # an empty room past its grace: unsubscribe, forget
+        self._draws = draws  # milestones a beat found crossed that start a draw
         self._todo: set[Room] = set()
 
     def arrived(self, room: Room, user: str) -> bool:
@@ -115,13 +117,16 @@ class Presence:
             return
         # how many users Redis should list for this hub, when nothing is in flight
         expect = -1 if room.syncing or room.changed else len(room.users)
-        online, lost, dead = await self.broker.presence_beat(room.id, self.cfg.hub_ttl_ms, expect)
-        if lost:
+        beat = await self.broker.presence_beat(room.id, self.cfg.hub_ttl_ms, expect)
+        online = beat.online
+        if beat.draws:
+            self._draws(room.id, beat.draws)
+        if beat.lost:
             log.warning("room %s: presence lost in Redis; registering %d users again", room.id, len(room.users))
             await self.broker.presence_reap(room.id, self.broker.hub_id)  # whatever is left of it
             room.changed.update(room.users)
             self._todo.add(room)
-        for hub_id in dead:
+        for hub_id in beat.dead:
             log.info("room %s: reaping dead hub %s", room.id, hub_id)
             online = await self.broker.presence_reap(room.id, hub_id)
         room.online = online

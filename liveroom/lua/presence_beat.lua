@@ -1,9 +1,15 @@
--- presence_beat.lua: this hub still holds viewers of the room; which hubs have died, and
--- are this hub's own users still counted?
--- KEYS[1] hubs  KEYS[2] ref  KEYS[3] meta  KEYS[4] this hub's user set
+-- presence_beat.lua: this hub still holds viewers of the room; which hubs have died, are
+-- this hub's own users still counted, and has the online count crossed a milestone?
+-- include: lib_publish.lua
+-- include: lib_milestones.lua
+-- KEYS[1] hubs  KEYS[2] ref  KEYS[3] meta  KEYS[4] this hub's user set  KEYS[5] hist
+-- KEYS[6] milestones
 -- ARGV[1] hub id  ARGV[2] hub ttl ms  ARGV[3] users this hub holds here (-1: don't check)
+-- ARGV[4] pubcmd  ARGV[5] channel  ARGV[6] epoch candidate  ARGV[7] maxlen
 -- returns {online, lost (1 when this hub's user set does not match: the hub registers
--- them again), dead hub id, ...}; the caller reaps each dead hub (presence_reap.lua)
+-- them again), {dead hub id, ...}, {ids of fired milestones that start a draw}}; the
+-- caller reaps each dead hub (presence_reap.lua). Online milestones are checked against
+-- the highest count they have seen (meta ms_online), once a beat: within a second.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
@@ -12,15 +18,24 @@ local lost = 0
 if expect >= 0 and redis.call('SCARD', KEYS[4]) ~= expect then
   lost = 1
 end
-local out = {redis.call('HLEN', KEYS[2]), lost}
+local online = redis.call('HLEN', KEYS[2])
+local dead = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if all[i] ~= ARGV[1] and tonumber(all[i + 1]) < now then
-    out[#out + 1] = all[i]
+    dead[#dead + 1] = all[i]
   end
 end
 local peak = tonumber(redis.call('HGET', KEYS[3], 'peak') or '0')
-if out[1] > peak then
-  redis.call('HSET', KEYS[3], 'peak', out[1])
+if online > peak then
+  redis.call('HSET', KEYS[3], 'peak', online)
 end
-return out
+local draws = {}
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  local seen = tonumber(redis.call('HGET', KEYS[3], 'ms_online') or '0')
+  if online > seen then
+    redis.call('HSET', KEYS[3], 'ms_online', online)
+    draws = check_milestones(KEYS[6], 'online', seen, online, KEYS[3], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+  end
+end
+return {online, lost, dead, draws}

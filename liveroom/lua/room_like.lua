@@ -1,7 +1,16 @@
--- room_like.lua: add one hub's taps of the last tick to the room total and tell every hub.
--- KEYS[1] meta
--- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] taps to add
--- returns the new total; publishes "L<total>" (ephemeral: latest value wins)
+-- room_like.lua: add one hub's taps of the last tick to the room total and tell every hub;
+-- fire the likes milestones the new total crosses.
+-- include: lib_publish.lua
+-- include: lib_milestones.lua
+-- KEYS[1] meta  KEYS[2] hist  KEYS[3] milestones
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] taps to add  ARGV[4] epoch candidate  ARGV[5] maxlen
+-- returns {new total, {ids of fired milestones that start a draw}}; publishes "L<total>"
+-- (ephemeral: latest value wins) and a durable `milestone` event per milestone crossed
 local total = redis.call('HINCRBY', KEYS[1], 'likes', ARGV[3])
 redis.call(ARGV[1], ARGV[2], 'L' .. total)
-return total
+local draws = {}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  draws = check_milestones(KEYS[3], 'likes', total - tonumber(ARGV[3]), total, KEYS[1], KEYS[2],
+    ARGV[1], ARGV[2], ARGV[4], ARGV[5])
+end
+return {total, draws}

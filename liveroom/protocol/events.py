@@ -26,6 +26,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "sale": frozenset({"seq", "sale"}),
     "stock": frozenset({"sale", "remaining"}),
     "sold_out": frozenset({"seq", "sale"}),
+    "milestone": frozenset({"seq", "kind", "value", "reward"}),
 }
 # the `sale` map of `sale` events, welcome.state.sales and GET .../sales/{id}
 SALE_FIELDS = frozenset({"id", "sku", "title", "price", "stock", "initial", "limit", "starts_at", "ends_at", "status"})
@@ -36,6 +37,18 @@ def pack(event: Event) -> bytes:
     """A durable event's body as Redis stores and publishes it (without its seq)."""
     body: bytes = msgpack.packb(event)
     return body
+
+
+def pack_open(event: Event, key: str) -> bytes:
+    """A body with `key` last and its value left off, for a script to finish with the one
+    value it alone knows (`body .. cmsgpack.pack(value)`). Redis's cmsgpack cannot write a
+    nil map value, so a script must not unpack and repack events that may hold one."""
+    rest = {k: v for k, v in event.items() if k != key}
+    if len(rest) >= 15:
+        raise ValueError("pack_open: fixmap events only")
+    head = pack(rest)
+    tail: bytes = msgpack.packb(key)
+    return bytes([0x80 | (len(rest) + 1)]) + head[1:] + tail
 
 
 def comment(user: dict[str, str], text: str, ts: int) -> Event:
@@ -61,6 +74,11 @@ def sale(view: dict[str, Any]) -> Event:
 
 def sold_out(sale_id: str) -> Event:
     return {"type": "sold_out", "sale": sale_id}
+
+
+def milestone(kind: str, value: int, reward: str | None) -> Event:
+    """`value`: the count crossed (set by lib_milestones.lua when it fires)."""
+    return {"type": "milestone", "kind": kind, "value": value, "reward": reward}
 
 
 def likes(total: int) -> Event:

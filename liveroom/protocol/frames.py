@@ -176,9 +176,28 @@ class DeleteComment:
     seq: int
 
 
-Op = Union[Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment]
+@dataclass(frozen=True, slots=True)
+class MilestoneSet:
+    kind: str  # likes | online
+    every: int  # fire at every multiple of this (0: a one-off `value`)
+    value: int  # fire once at this count (0: `every`)
+    reward: str | None
+    draw: dict[str, Any] | None  # draw_start fields (checked): the draw starts when it fires
 
-HOST_OPS: tuple[type, ...] = (Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment)
+
+@dataclass(frozen=True, slots=True)
+class MilestoneRemove:
+    milestone: str
+
+
+Op = Union[
+    Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
+    MilestoneSet, MilestoneRemove,
+]
+
+HOST_OPS: tuple[type, ...] = (
+    Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment, MilestoneSet, MilestoneRemove,
+)
 
 
 def _str(m: dict[str, Any], key: str, *, max_len: int = 10_000, required: bool = True, default: str = "") -> str:
@@ -282,6 +301,28 @@ def _draw_start(m: dict[str, Any]) -> DrawStart:
     )
 
 
+def _milestone_set(m: dict[str, Any]) -> MilestoneSet:
+    kind = _str(m, "kind", max_len=16)
+    if kind not in ("likes", "online"):
+        raise ReplyError(BAD_FIELD, "kind: likes or online")
+    every = _int(m, "every", 1, MAX_INT, required=False, default=0)
+    value = _int(m, "value", 1, MAX_INT, required=False, default=0)
+    if (every > 0) == (value > 0):
+        raise ReplyError(BAD_FIELD, "every or value: exactly one of them")
+    reward = _str(m, "reward", max_len=256, required=False, default="") or None
+    draw = m.get("draw")
+    if draw is not None:
+        if not isinstance(draw, dict):
+            raise ReplyError(BAD_FIELD, "draw: the fields of draw_start, or nil")
+        _draw_start(draw)  # refused now, not when the milestone fires
+        draw = json_safe(draw, "draw")
+    return MilestoneSet(kind, every, value, reward, draw)
+
+
+def _milestone_remove(m: dict[str, Any]) -> MilestoneRemove:
+    return MilestoneRemove(_id(m, "milestone"))
+
+
 def _mute(m: dict[str, Any]) -> Mute:
     return Mute(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
 
@@ -301,6 +342,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "sale_create": _sale_create,
     "sale_close": _sale_close,
     "draw_start": _draw_start,
+    "milestone_set": _milestone_set,
+    "milestone_remove": _milestone_remove,
     "mute": _mute,
     "delete_comment": _delete_comment,
 }

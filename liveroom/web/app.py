@@ -15,6 +15,7 @@ from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
+from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales
 from liveroom.metrics import Metrics
@@ -39,11 +40,12 @@ def build_app(cfg: Config) -> web.Application:
     metrics = Metrics()
     auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)
     broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len)
-    hub = Hub(cfg, broker, metrics)
+    milestones = Milestones(broker, draws=None)  # draws land with issue 11's draws part
+    hub = Hub(cfg, broker, metrics, milestones)
     sales = Sales(cfg, broker)
-    ops = Ops(cfg, hub, broker, sales)
+    ops = Ops(cfg, hub, broker, sales, milestones)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)
-    api = HttpApi(ops, sales, broker, auth, metrics)
+    api = HttpApi(ops, sales, milestones, broker, auth, metrics)
     app[HUB], app[WS], app[BROKER] = hub, ws, broker
     app.router.add_get("/ws", ws.handle)
     app.router.add_routes(api.routes())

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
+from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales, live_sales, parse_order_id
 from liveroom.core.session import Session
@@ -27,9 +28,12 @@ def error_response(code: str, message: str, status: int) -> web.Response:
 
 
 class HttpApi:
-    def __init__(self, ops: Ops, sales: Sales, broker: RedisBroker, auth: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, ops: Ops, sales: Sales, milestones: Milestones, broker: RedisBroker, auth: Authenticator, metrics: Metrics
+    ) -> None:
         self.ops = ops
         self.sales = sales
+        self.milestones = milestones
         self.broker = broker
         self.auth = auth
         self.metrics = metrics
@@ -46,6 +50,9 @@ class HttpApi:
             web.post("/api/rooms/{room}/sales", self.guard(self.op_from_body("sale_create"))),
             web.get("/api/rooms/{room}/sales/{sale}", self.guard(self.get_sale)),
             web.post("/api/rooms/{room}/sales/{sale}/close", self.guard(self.close_sale)),
+            web.post("/api/rooms/{room}/milestones", self.guard(self.op_from_body("milestone_set"))),
+            web.get("/api/rooms/{room}/milestones", self.guard(self.list_milestones)),
+            web.delete("/api/rooms/{room}/milestones/{milestone}", self.guard(self.remove_milestone)),
             web.get("/api/orders/{order}", self.guard(self.get_order)),
             web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order)),
             web.post("/api/orders/{order}/cancel", self.guard(self.cancel_order)),
@@ -138,6 +145,12 @@ class HttpApi:
 
     async def close_sale(self, request: web.Request, session: Session) -> Any:
         return await self.ops.handle(session, F.SaleClose(F.check_id(request.match_info["sale"], "sale")))
+
+    async def list_milestones(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return {"milestones": await self.milestones.all(session.room)}
+
+    async def remove_milestone(self, request: web.Request, session: Session) -> Any:
+        return await self.ops.handle(session, F.MilestoneRemove(F.check_id(request.match_info["milestone"], "milestone")))
 
     async def get_order(self, request: web.Request, session: Session) -> dict[str, Any]:
         return {"order": await self.sales.order(request.match_info["order"])}
