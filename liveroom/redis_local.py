@@ -73,6 +73,7 @@ class RedisProcess:
     port: int = 0
     cluster: bool = False
     node_timeout_ms: int = 2000  # cluster nodes: how long until a silent node counts as failed
+    aof: bool = False  # append-only file, fsynced on every write: restarts keep everything
     proc: subprocess.Popen[bytes] | None = None
     dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="liveroom-redis-"))
 
@@ -88,7 +89,8 @@ class RedisProcess:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.aof else "no",
+            "--appendfsync", "always",
             "--dir", self.dir,
             "--daemonize", "no",
             "--loglevel", "warning",

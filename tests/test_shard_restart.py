@@ -116,3 +116,49 @@ async def test_shard_restarted_empty(start_hub: Callable[..., HubProcess]) -> No
                 await c.close()
         for s in shards:
             s.stop()
+
+
+async def test_shard_restarted_from_its_aof_keeps_the_room(start_hub: Callable[..., HubProcess]) -> None:
+    """With persistence the same crash is no reset: seqs continue, no welcome again, the
+    sale and its orders are still there, and a retried buy gets its first answer."""
+    binary = find_server()
+    shards = [RedisProcess(binary, aof=True).start(), RedisProcess(binary).start()]
+    urls = ",".join(s.url for s in shards)
+    hubs = [start_hub(LIVEROOM_REDIS=urls, **FAST) for _ in range(2)]
+    room = room_on(0, 2)
+    host = await Client.connect(hubs[0].base, room, token("host", role="host", rooms=[room]))
+    buyer = await Client.connect(hubs[1].base, room, token("buyer"))
+    viewers = [await Client.connect(hubs[i % 2].base, room, token(f"v{i}")) for i in range(6)]
+    everyone = [host, buyer, *viewers]
+    try:
+        sale = (await host.call("sale_create", sku="A1", title="Shirt", price=9900, stock=5, limit=1))["sale"]
+        first = await buyer.call("buy", sale=sale, qty=1, key="k1")
+        assert first["ok"], first
+        acked = [(await buyer.call("comment", text=f"before {i}"))["seq"] for i in range(3)]
+        port, dir_ = shards[0].port, shards[0].dir
+        shards[0].kill()
+        await asyncio.sleep(2)
+        shards[0] = RedisProcess(binary, port=port, aof=True, dir=dir_).start()
+        for i in range(3):
+            r = await buyer.call("comment", text=f"after {i}")
+            while not r["ok"]:  # the hubs' pools reconnect on their next call
+                assert r["error"]["code"] == "unavailable", r
+                await asyncio.sleep(0.2)
+                r = await buyer.call("comment", text=f"after {i}")
+            acked.append(r["seq"])
+        assert acked == list(range(acked[0], acked[0] + 6))  # the seqs went on
+        again = await buyer.call("buy", sale=sale, qty=1, key="k1")
+        assert again["ok"] and again["order"] == first["order"]  # the first answer, no second unit
+        other = await host.call("buy", sale=sale, qty=1, key="h1")
+        assert other["ok"] and other["remaining"] == 3
+        for v in viewers:
+            await v.wait_for(lambda v=v: {e["seq"] for e in v.of_type("comment")} >= set(acked), what="every comment")
+            assert not [f for f in v.frames if f["t"] == "welcome"]  # never started over
+            seqs = [e["seq"] for e in v.events if "seq" in e]
+            assert strictly_increasing(seqs)
+    finally:
+        for c in everyone:
+            with contextlib.suppress(Exception):
+                await c.close()
+        for s in shards:
+            s.stop()
