@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -19,8 +20,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from liveroom import config as config_mod
+from liveroom import logs
 from liveroom.auth import make_token
 from liveroom.config import Config
 from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
@@ -31,21 +34,64 @@ log = logging.getLogger("liveroom")
 async def _serve(cfg: Config, reuse_port: bool) -> None:
     from aiohttp import web
 
-    from liveroom.web.app import build_app
+    from liveroom.web.app import build_app, build_internal_app
 
+    raise_fd_limit()
     app = build_app(cfg)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=cfg.server.drain_timeout_s, access_log=None)
+    # keepalive_timeout also bounds a new socket's wait for its first request: a client
+    # dribbling its headers a byte at a time is closed after header_timeout_s
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=cfg.server.drain_timeout_s,
+        access_log=None,
+        keepalive_timeout=cfg.limits.header_timeout_s,
+    )
     await runner.setup()
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_port=reuse_port or None, backlog=4096)
     await site.start()
     log.info("listening on http://%s:%d (pid %d)", cfg.server.host, cfg.server.port, os.getpid())
+    internal = None
+    if cfg.server.internal_port:
+        internal = web.AppRunner(build_internal_app(app), handle_signals=False, access_log=None)
+        await internal.setup()
+        await web.TCPSite(internal, cfg.server.internal_host, cfg.server.internal_port, reuse_port=reuse_port or None).start()
+        log.info("/metrics and /readyz on http://%s:%d", cfg.server.internal_host, cfg.server.internal_port)
+    capper = asyncio.create_task(_cap_pending(runner, cfg.limits.max_pending))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: draining connections")
+    capper.cancel()
+    if internal is not None:
+        await internal.cleanup()
     await runner.cleanup()
+
+
+def raise_fd_limit() -> None:
+    """Open files up to the hard limit: every viewer is a descriptor (max_connections is
+    then kept under what is left, web/ws.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, hard, exc)
+
+
+async def _cap_pending(runner: Any, cap: int) -> None:
+    """Sockets that have not upgraded or are idle between requests hold a descriptor each
+    and count against no viewer limit: over `cap`, the oldest are closed (slowloris)."""
+    while True:
+        await asyncio.sleep(0.5)
+        server = runner.server
+        if server is None:
+            continue
+        conns = server.connections
+        for handler in conns[: max(0, len(conns) - cap)]:
+            handler.force_close()
 
 
 def _run_worker(cfg: Config, reuse_port: bool) -> None:
@@ -270,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("LIVEROOM_LOG", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
+    logs.install()
     p = argparse.ArgumentParser(prog="liveroom")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="run a hub")

@@ -25,6 +25,9 @@ class ServerConfig:
     workers: int = 1  # 0 = one per core ("auto" on the command line)
     drain_timeout_s: float = 5.0
     trust_forwarded: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
+    forwarded_hops: int = 1  # proxies of ours in front: the client is this many entries from the right
+    internal_host: str = "127.0.0.1"  # /metrics and /readyz here when internal_port is set
+    internal_port: int = 0  # 0: /metrics and /readyz on the public port
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,11 @@ class LimitsConfig:
     socket_sndbuf_bytes: int = 65536  # kernel send buffer per viewer socket; 0 = kernel default
     ping_after_s: float = 30.0  # a socket silent this long gets a WebSocket ping
     idle_timeout_s: float = 60.0  # a socket silent this long (no pong either) is closed
+    header_timeout_s: float = 10.0  # a new socket must send its request (and a kept-alive one its next) in this time
+    max_pending: int = 1000  # sockets not upgraded (nor answered) at once; over it the oldest are closed
+    max_anon_per_ip: int = 20  # anonymous viewers' sockets per client IP; 0 = no limit
+    like_rate: float = 100.0  # likes (taps) per second one connection may add (burst 3 s of it); more are dropped; 0 = no limit
+    resume_rate: float = 20.0  # joins with `since` per second per client IP (burst 5 s of it): 429 past it; 0 = no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_MAX_FRAME_BYTES": ("limits", "max_frame_bytes"),
     "LIVEROOM_PING_AFTER_S": ("limits", "ping_after_s"),
     "LIVEROOM_IDLE_TIMEOUT_S": ("limits", "idle_timeout_s"),
+    "LIVEROOM_HEADER_TIMEOUT_S": ("limits", "header_timeout_s"),
+    "LIVEROOM_MAX_PENDING": ("limits", "max_pending"),
+    "LIVEROOM_MAX_ANON_PER_IP": ("limits", "max_anon_per_ip"),
+    "LIVEROOM_LIKE_RATE": ("limits", "like_rate"),
+    "LIVEROOM_RESUME_RATE": ("limits", "resume_rate"),
+    "LIVEROOM_INTERNAL_PORT": ("server", "internal_port"),
+    "LIVEROOM_TRUST_FORWARDED": ("server", "trust_forwarded"),
+    "LIVEROOM_FORWARDED_HOPS": ("server", "forwarded_hops"),
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
 }
@@ -174,6 +190,9 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
     need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
+    need(cfg.server.forwarded_hops >= 1, "server.forwarded_hops must be >= 1")
+    need(cfg.limits.header_timeout_s > 0, "limits.header_timeout_s must be > 0")
+    need(cfg.limits.max_pending >= 1, "limits.max_pending must be >= 1")
     need(cfg.redis.timeout_ms >= 50, "redis.timeout_ms must be >= 50")
     for url in cfg.redis.urls:
         need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")

@@ -88,6 +88,18 @@ def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
     return sent
 
 
+BACKLOG_CHUNK = 200  # events per frame of a resume backlog
+
+
+def backlog(room_id: str, events: list[Event], codec: Codec) -> list[bytes]:
+    """A resuming viewer's missed events as batches of at most BACKLOG_CHUNK: no frame of
+    unbounded size (a client's frame limit, the socket's outbox), the same order."""
+    return [
+        frame({"t": "batch", "room": room_id, "events": events[i : i + BACKLOG_CHUNK]}, codec)
+        for i in range(0, len(events), BACKLOG_CHUNK)
+    ]
+
+
 def personal(
     room_id: str, shared: list[Event], mine: list[Event], ephemeral: list[Event], dropped: int, codec: Codec
 ) -> bytes:

@@ -162,8 +162,8 @@ class Hub:
         hello = welcome(room, state, user, recovered)
         hello["state"]["online"] = state_online
         viewer.send(frame(hello, viewer.codec), True)
-        if backlog:
-            viewer.send(frame({"t": "batch", "room": room_id, "events": backlog}, viewer.codec), True)
+        for data in batch.backlog(room_id, backlog, viewer.codec):
+            viewer.send(data, True)
         room.viewers.setdefault(viewer.wire, {})[viewer] = None
         self.metrics.viewers.inc()
 

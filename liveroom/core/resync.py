@@ -21,6 +21,7 @@ import msgpack
 from liveroom.broker.base import Broker, BrokerMsg, RoomState
 from liveroom.config import RoomConfig
 from liveroom.core.ports import HubMetrics
+from liveroom.core import batch
 from liveroom.core.room import Event, Room
 from liveroom.core.sales import live_sales
 from liveroom.errors import Unavailable
@@ -184,12 +185,12 @@ class Resync:
     def rewelcome(self, room: Room, state: RoomState, events: list[Event]) -> None:
         """The fresh welcome and the new epoch's events for every viewer of a reset room
         (rare: one encode per viewer for the welcome, which names the viewer)."""
-        backlog: dict[Codec, bytes] = {}
+        frames: dict[Codec, list[bytes]] = {}
         for (codec, _), viewers in room.viewers.items():
-            if events and codec not in backlog:
-                backlog[codec] = frame({"t": "batch", "room": room.id, "events": events}, codec)
+            if codec not in frames:
+                frames[codec] = batch.backlog(room.id, events, codec)
             for v in viewers:
                 v.send(frame(welcome(room, state, v.session.welcome_user(), False), codec), True)
-                if events:
-                    v.send(backlog[codec], True)
+                for data in frames[codec]:
+                    v.send(data, True)
 

@@ -28,10 +28,18 @@ log = logging.getLogger(__name__)
 HUB = web.AppKey("hub", Hub)
 WS = web.AppKey("ws", WsEndpoint)
 BROKER = web.AppKey("broker", RedisBroker)
+API = web.AppKey("api", HttpApi)
 
 
 def make_hub_id() -> str:
     return f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def build_internal_app(app: web.Application) -> web.Application:
+    """/healthz, /readyz and /metrics of `app`'s hub, for an internal address."""
+    internal = web.Application()
+    internal.router.add_routes(app[API].internal_routes())
+    return internal
 
 
 def build_app(cfg: Config) -> web.Application:
@@ -48,7 +56,8 @@ def build_app(cfg: Config) -> web.Application:
     api = HttpApi(ops, sales, milestones, broker, auth, metrics)
     app[HUB], app[WS], app[BROKER] = hub, ws, broker
     app.router.add_get("/ws", ws.handle)
-    app.router.add_routes(api.routes())
+    app.router.add_routes(api.routes(internal=not cfg.server.internal_port))
+    app[API] = api
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await broker.start(hub.broker_events)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Union
 from liveroom.core.rules import take_token
 from liveroom.errors import BYE
 from liveroom.protocol.codec import OP_PONG, PING_FRAME, Codec, close_frame, frame, ws_frame
-from liveroom.protocol.wsframes import Close, FrameReader, Ping, ProtocolViolation, TooLarge
+from liveroom.protocol.wsframes import Close, FrameReader, Ping, Pong, ProtocolViolation, TooLarge
 
 if TYPE_CHECKING:
     from liveroom.core.session import Session
@@ -223,8 +223,11 @@ class Connection(asyncio.Protocol):
                 if self.state == OPEN:  # once we are closing, data is no longer read
                     self.endpoint.on_message(self, ev)  # type: ignore[arg-type]  # bytes or str
             elif isinstance(ev, Ping):
-                if self.state == OPEN and not self.transport.is_closing():
+                if self.state == OPEN and self._control_allowed() and not self.transport.is_closing():
                     self.transport.write(ws_frame(ev.payload, OP_PONG))
+            elif isinstance(ev, Pong):
+                if self.state == OPEN:
+                    self._control_allowed()  # and it counts as life (last_rx)
             elif isinstance(ev, Close):
                 if self.state == OPEN:
                     self._close(ev.code)  # echo the peer's code (RFC 6455 section 5.5.1)
@@ -234,7 +237,6 @@ class Connection(asyncio.Protocol):
                     self.bye("too_large")
             elif isinstance(ev, ProtocolViolation):
                 self._fail(ev.code, ev.reason)
-            # a Pong only counts as life (last_rx)
             if self.transport.is_closing():
                 return  # closed by the peer, a violation or the endpoint: the rest is moot
 
@@ -301,6 +303,15 @@ class Connection(asyncio.Protocol):
         ok, self.frame_tokens = take_token(self.frame_tokens, now - self.frame_stamp, lim.frame_rate, lim.frame_burst)
         self.frame_stamp = now
         return ok
+
+    def _control_allowed(self) -> bool:
+        """Pings and pongs count against the frame rate like any frame: a ping flood gets
+        no pongs past it, costs strikes, and ends in `bye abuse`."""
+        if self.take_frame():
+            return True
+        if not self.take_strike():
+            self.bye("abuse")
+        return False
 
     def take_strike(self) -> bool:
         """Patience: max_strikes bad or refused frames, regrowing one per second."""

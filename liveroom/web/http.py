@@ -38,11 +38,17 @@ class HttpApi:
         self.auth = auth
         self.metrics = metrics
 
-    def routes(self) -> list[web.RouteDef]:
+    def internal_routes(self) -> list[web.RouteDef]:
+        """What operators scrape: on the public port, or on server.internal_port alone."""
         return [
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
             web.get("/metrics", self.metrics_text),
+        ]
+
+    def routes(self, internal: bool = True) -> list[web.RouteDef]:
+        return [
+            *(self.internal_routes() if internal else [web.get("/healthz", self.healthz)]),
             web.get("/api/rooms/{room}", self.guard(self.room_stats)),
             web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
             web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import resource
 import socket
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from aiohttp import web
 from liveroom.auth import Authenticator
 from liveroom.config import Config
 from liveroom.core.hub import Hub
+from liveroom.core.rules import take_token
 from liveroom.core.ops import Ops
 from liveroom.core.session import Session
 from liveroom.errors import (
@@ -46,6 +48,15 @@ from liveroom.web.takeover import Detached, HandshakeError, detach, handshake
 
 log = logging.getLogger(__name__)
 
+FD_RESERVE = 256  # descriptors kept for Redis, pending HTTP sockets, logs and files
+
+
+def fd_budget() -> int:
+    """Viewer sockets this process can hold: its open-files limit less a reserve (at least a
+    tenth), so a full hub still answers health checks and reaches Redis."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(soft - max(FD_RESERVE, soft // 10), 16)
+
 ROOM_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # \Z: "$" would let a trailing newline in
 # frames that count against a connection's patience: garbage, not refusals of valid ops
 STRIKE_CODES = frozenset({BAD_FRAME, UNKNOWN_OP, BAD_FIELD, RATE_LIMITED})
@@ -61,20 +72,56 @@ class WsEndpoint:
         self.draining = False
         self.connections: set[Connection] = set()
         self._per_ip: Counter[str] = Counter()
+        self._anon_per_ip: Counter[str] = Counter()
+        self._resumes: dict[str, tuple[float, float]] = {}  # ip -> (tokens, stamp): resume joins
+        self._likes: dict[Connection, tuple[float, float]] = {}  # only sockets that tap have one
+        self.max_connections = min(cfg.limits.max_connections, fd_budget())
         self._sweeper: asyncio.Task[None] | None = None
 
     def client_ip(self, request: web.Request) -> str:
+        """Behind our proxies (trust_forwarded), the address the outermost of them saw:
+        `forwarded_hops` entries from the right of X-Forwarded-For. Entries further left
+        are the client's to write, so never the leftmost."""
         if self.cfg.server.trust_forwarded:
             fwd = request.headers.get("X-Forwarded-For")
             if fwd:
-                return fwd.split(",")[0].strip()
+                parts = [p.strip() for p in fwd.split(",") if p.strip()]
+                if parts:
+                    return parts[-min(self.cfg.server.forwarded_hops, len(parts))]
         return request.remote or "?"
+
+    def _resume_allowed(self, ip: str) -> bool:
+        """A resume from far back costs the hub a history read and a big frame: a few per
+        second per address (a reconnect storm of one phone is a handful)."""
+        rate = self.cfg.limits.resume_rate
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        if len(self._resumes) > 10_000:  # bounded: forget addresses idle for a minute
+            self._resumes = {k: v for k, v in self._resumes.items() if now - v[1] < 60}
+        tokens, stamp = self._resumes.get(ip, (5 * rate, now))
+        ok, tokens = take_token(tokens, now - stamp, rate, 5 * rate)
+        self._resumes[ip] = (tokens, now)
+        return ok
+
+    def _likes_allowed(self, conn: Connection, n: int) -> int:
+        """How many of `n` taps this socket may still add (limits.like_rate per second)."""
+        rate = self.cfg.limits.like_rate
+        if rate <= 0:
+            return n
+        now = time.monotonic()
+        burst = 3 * rate  # a phone sends its taps gathered, in bursts
+        tokens, stamp = self._likes.get(conn, (burst, now))
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        took = min(n, int(tokens))
+        self._likes[conn] = (tokens - took, now)
+        return took
 
     def _admit(self, request: web.Request) -> tuple[Session, Codec, int | None, str | None]:
         """Everything checked before the upgrade; raises Refused."""
         if self.draining:
             raise Refused(DRAINING, "this hub is restarting; reconnect")
-        if len(self.connections) >= self.cfg.limits.max_connections:
+        if len(self.connections) >= self.max_connections:
             raise Refused(OVERLOADED, "this hub is full; retry shortly")
         q = request.query
         room = q.get("room", "")
@@ -121,10 +168,18 @@ class WsEndpoint:
             return web.json_response(exc.as_body(), status=exc.status)
         ip = self.client_ip(request)
         limit = self.cfg.limits.max_conn_per_ip
+        anon_limit = self.cfg.limits.max_anon_per_ip
+        anonymous = session.identity.anonymous
+        refused = None
         if limit and self._per_ip[ip] >= limit:
-            self.metrics.refused.labels(OVERLOADED).inc()
-            full = Refused(OVERLOADED, "too many connections from this address")
-            return web.json_response(full.as_body(), status=full.status)
+            refused = Refused(OVERLOADED, "too many connections from this address")
+        elif anonymous and anon_limit and self._anon_per_ip[ip] >= anon_limit:
+            refused = Refused(OVERLOADED, "too many anonymous connections from this address; sign in")
+        elif since is not None and not self._resume_allowed(ip):
+            refused = Refused(RATE_LIMITED, "reconnecting too often from this address; retry shortly")
+        if refused is not None:
+            self.metrics.refused.labels(refused.code).inc()
+            return web.json_response(refused.as_body(), status=refused.status)
         try:
             hs = handshake(request, self.cfg.limits.deflate)
         except HandshakeError as exc:
@@ -141,6 +196,8 @@ class WsEndpoint:
         conn.connection_made(transport)
         self.connections.add(conn)
         self._per_ip[ip] += 1
+        if anonymous:
+            self._anon_per_ip[ip] += 1
         self.metrics.connections.inc()
         if self.cfg.limits.socket_sndbuf_bytes:
             sock = transport.get_extra_info("socket")
@@ -175,6 +232,11 @@ class WsEndpoint:
         self._per_ip[conn.ip] -= 1
         if self._per_ip[conn.ip] <= 0:
             del self._per_ip[conn.ip]
+        if conn.session.identity.anonymous:
+            self._anon_per_ip[conn.ip] -= 1
+            if self._anon_per_ip[conn.ip] <= 0:
+                del self._anon_per_ip[conn.ip]
+        self._likes.pop(conn, None)
         self.metrics.connections.dec()
 
     def on_message(self, conn: Connection, data: bytes | str) -> None:
@@ -189,6 +251,10 @@ class WsEndpoint:
             if not conn.take_frame():
                 raise ReplyError(RATE_LIMITED, "too many frames")
             self.metrics.frame_in(m["t"])
+            if isinstance(op, F.Like):
+                n = self._likes_allowed(conn, op.n)  # taps past the rate are dropped, not refused
+                if n < op.n:
+                    op = F.Like(n)
             if isinstance(op, F.Ping):
                 pong: dict[str, Any] = {"t": "pong"}
                 if fid is not None:
