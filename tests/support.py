@@ -80,6 +80,9 @@ class HubProcess:
                 "LIVEROOM_PORT": str(self.port),
                 "LIVEROOM_SECRETS": SECRET,
                 "LIVEROOM_LOG": "INFO",
+                # every test's sockets come from 127.0.0.1: the per-address cap on anonymous
+                # viewers is for tests/test_hardening.py, which sets it
+                "LIVEROOM_MAX_ANON_PER_IP": "0",
             }
         )
         env.update(self.env)
