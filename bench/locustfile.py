@@ -394,9 +394,53 @@ class BuyerUser(LiveroomUser):
         self.call("buy", answered, sale=sale, qty=1, key=f"{self.sub}-{self.n}")
 
 
+class DrawerUser(LiveroomUser):
+    """Enters every lucky draw it sees: `join_draw` for a `join` draw, a comment with the
+    keyword for a `keyword` draw (an `online` draw needs nothing but being here). Times
+    "draw_result_delay": the draw's ends_at -> its `draw_result` arriving here."""
+
+    weight = 2
+    wait_time = between(2, 6)
+    kind = "drawer"
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.ends: dict[str, int] = {}  # open draw id -> ends_at ms
+
+    def on_welcome(self, welcome: dict[str, Any]) -> None:
+        draw = (welcome.get("state") or {}).get("draw")
+        if draw:
+            self.enter(draw)
+
+    def on_batch(self, evs: list[dict[str, Any]]) -> None:
+        for e in evs:
+            if e.get("type") == "draw_started":
+                self.enter(e.get("draw") or {})
+            elif e.get("type") == "draw_result":
+                ends = self.ends.pop(str(e.get("draw")), None)
+                if ends is not None:
+                    fire_ms("draw_result_delay", max(0.0, time.time() * 1000.0 - ends))
+
+    def enter(self, draw: dict[str, Any]) -> None:
+        did = str(draw.get("id"))
+        if did in self.ends:
+            return
+        self.ends[did] = int(draw.get("ends_at") or 0)
+        if draw.get("mode") == "join":
+            self.call("join_draw", draw=did)
+        elif draw.get("mode") == "keyword":
+            self.call("comment", text=f"{draw.get('keyword')} me please")
+
+    @task
+    def watch(self) -> None:
+        self.connected()
+
+
 class HostUser(LiveroomUser):
     """The room's host (one instance): a `notice` every 5 s; with LIVEROOM_OPEN_SALE=1 it opens
-    a flash sale (`sale_create`) when it starts."""
+    a flash sale (`sale_create`) when it starts; with LIVEROOM_DRAWS=1 it starts a `join`
+    draw (LIVEROOM_DRAW_SECONDS long, default 10) whenever none is open; with
+    LIVEROOM_MILESTONE=N it sets a likes milestone every N likes at start."""
 
     fixed_count = 1
     wait_time = constant(5)
@@ -406,11 +450,11 @@ class HostUser(LiveroomUser):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.n = 0
+        self.draw_ends = 0.0  # ms: when the draw this host started is over
 
     def on_start(self) -> None:
         if self.connect() and os.environ.get("LIVEROOM_OPEN_SALE") == "1":
             now_ms = int(time.time() * 1000)
-            # until the hub implements sale ops this is answered `unknown_op`: a failure, no retry
             self.call(
                 "sale_create",
                 sku="LC-SKU-1",
@@ -421,9 +465,15 @@ class HostUser(LiveroomUser):
                 starts_at=now_ms,
                 ends_at=now_ms + int(float(os.environ.get("LIVEROOM_SALE_SECONDS", "600")) * 1000),
             )
+        if self.connected() and os.environ.get("LIVEROOM_MILESTONE"):
+            self.call("milestone_set", kind="likes", every=int(os.environ["LIVEROOM_MILESTONE"]), reward="locust hearts")
 
     @task
     def notice(self) -> None:
         if self.connected():
             self.n += 1
             self.call("notice", text=f"locust notice #{self.n}")
+            if os.environ.get("LIVEROOM_DRAWS") == "1" and time.time() * 1000 > self.draw_ends:
+                seconds = int(os.environ.get("LIVEROOM_DRAW_SECONDS", "10"))
+                self.draw_ends = time.time() * 1000 + seconds * 1000 + 1000
+                self.call("draw_start", prize=f"locust prize #{self.n}", winners=3, mode="join", duration_s=seconds)

@@ -38,6 +38,7 @@ def test_locustfile_headless_run(
         {
             "LIVEROOM_SECRETS": SECRET,
             "LIVEROOM_ROOM": "locust-" + uuid.uuid4().hex[:8],
+            "LIVEROOM_MILESTONE": "50",  # the host sets a likes milestone: milestone_set must succeed
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -63,7 +64,7 @@ def test_locustfile_headless_run(
     assert comment["Type"] == "WS"
     assert int(comment["Request Count"]) > 0
     assert int(comment["Failure Count"]) == 0, output
-    for name in ("comment_delivery", "comment_seen", "connect", "notice"):
+    for name in ("comment_delivery", "comment_seen", "connect", "notice", "milestone_set"):
         assert name in stats, f"no {name} entries:\n{output}"
         assert int(stats[name]["Request Count"]) > 0
         assert int(stats[name]["Failure Count"]) == 0, output
