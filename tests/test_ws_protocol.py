@@ -18,6 +18,7 @@ import aiohttp
 import msgpack
 
 from liveroom.web.takeover import negotiate_deflate
+from tests.test_wsframes import frame
 from tests.support import AppHub, Client, HubProcess, eventually, t, token
 from tests.test_slow_viewer import metric
 
@@ -28,19 +29,7 @@ def room() -> str:
 
 def client_frame(payload: bytes, opcode: int = 2, fin: bool = True, rsv1: bool = False, masked: bool = True) -> bytes:
     """One client frame, masked with a random key as RFC 6455 requires."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    n = len(payload)
-    mbit = 0x80 if masked else 0
-    if n < 126:
-        head = struct.pack("!BB", first, mbit | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", first, mbit | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, mbit | 127, n)
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return frame(payload, opcode, fin, 0x40 if rsv1 else 0, masked, key=os.urandom(4))
 
 
 class RawClient:
