@@ -21,7 +21,7 @@ from liveroom.broker.subscriptions import Subscriptions
 from liveroom.broker.topology import Cluster, Shards, Topology, bounded
 from liveroom.broker.wire import parse_message, room_state, sale_records
 from liveroom.config import RedisConfig
-from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, Unavailable, refusal
+from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class RedisBroker:
         """(order id, remaining, first time); a refusal is raised with its code."""
         out = await self._run(self.calls.sale_buy(room, sale, user, qty, key, order_prefix, pay_window_ms, sold_out_body))
         if out[0] != b"ok":
+            if len(out) > 2:  # a refusal with its own message (numbers out of bounds)
+                raise ReplyError(out[1].decode(), out[2].decode())
             raise refusal(out[1].decode())
         return out[1].decode(), int(out[2]), bool(out[3])
 
