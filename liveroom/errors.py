@@ -77,6 +77,7 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_TRY_AGAIN: Final = 1013
+CLOSE_TOKEN_EXPIRED: Final = 4001  # private-use range (RFC 6455 7.4.2): reconnect with a fresh token
 
 # bye reason -> (close code, may the client reconnect)
 BYE: Final[dict[str, tuple[int, bool]]] = {
@@ -87,6 +88,7 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
     "too_large": (CLOSE_TOO_BIG, False),
     "abuse": (CLOSE_POLICY, False),
     "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
+    "expired": (CLOSE_TOKEN_EXPIRED, True),  # the token's `exp` passed while the socket was open
 }
 
 

@@ -4,6 +4,7 @@ clean, and the sale scripts are all or nothing. Real Redis, real hubs, real sock
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -12,7 +13,8 @@ import msgpack
 import redis.asyncio as aioredis
 
 from liveroom.redis_local import RedisProcess
-from tests.support import AppHub, Client, token
+from liveroom.web.app import WS
+from tests.support import AppHub, Client, t, token
 
 EXPLICIT = {"LIVEROOM_IMPLICIT_ROOMS": "0"}  # the production default: rooms are created first
 StartApp = Callable[..., Awaitable[AppHub]]
@@ -46,6 +48,85 @@ async def keys_outside_reaper(r: aioredis.Redis) -> set[bytes]:
 async def room_dump(r: aioredis.Redis, room: str) -> dict[bytes, bytes | None]:
     """Every key of a room and its serialized value: equal dumps, nothing written."""
     return {k: await r.dump(k) async for k in r.scan_iter(match=f"lr:{{{room}}}:*", count=1000)}
+
+
+# -- 3. tokens end on open sockets -----------------------------------------------------------
+
+
+async def test_expired_token_gets_bye(app_hub: StartApp) -> None:
+    """A socket whose token expires gets `bye expired` (reconnect: true, close 4001) from the
+    hub-wide heartbeat sweep, within a few seconds, though it is silent."""
+    h = await app_hub()
+    c = await Client.connect(h.base, rid(), token("eve", ttl_s=2))
+    try:
+        await c.wait_for(lambda: c.last_frame("bye") is not None, timeout=t(6), what="bye expired")
+        bye = c.last_frame("bye")
+        assert bye == {"t": "bye", "reason": "expired", "reconnect": True}
+        await asyncio.wait_for(c.closed.wait(), t(5))
+        assert c.ws.close_code == 4001
+    finally:
+        await c.close()
+
+
+async def test_ops_after_exp_are_refused_before_the_sweep(app_hub: StartApp) -> None:
+    """With the sweep stopped, a frame sent after `exp` still gets `bye expired`, not a run."""
+    h = await app_hub()
+    await h.app[WS].stop()  # no sweep: only the per-frame check can end the socket
+    room = rid()
+    watcher = await Client.connect(h.base, room, token("w"))
+    c = await Client.connect(h.base, room, token("eve", ttl_s=1))
+    try:
+        await asyncio.sleep(1.2)  # `exp` is whole seconds: past it by now
+        await c.send({"t": "comment", "id": 1, "text": "after my token ended"})
+        await c.wait_for(lambda: c.last_frame("bye") is not None, timeout=t(5), what="bye expired")
+        assert c.last_frame("bye") == {"t": "bye", "reason": "expired", "reconnect": True}
+        assert 1 not in c.replies
+        await asyncio.sleep(0.3)
+        assert not [e for e in watcher.events if e.get("type") == "comment"]
+    finally:
+        await c.close()
+        await watcher.close()
+
+
+# -- 4. identifiers and display names --------------------------------------------------------
+
+
+async def test_display_names_arrive_clean(app_hub: StartApp) -> None:
+    """CR/LF, ANSI escapes, a bidi override and zero-width characters in a token's `name`
+    never reach other viewers: the name is cleaned like comment text."""
+    h = await app_hub()
+    room = rid()
+    viewer = await Client.connect(h.base, room, token("v1"))
+    evil = await Client.connect(h.base, room, token("eve", name="Eve\r\n\x1b[31mADMIN\u202e\u200b\u2066x\t  y" + "z" * 100))
+    ghost = await Client.connect(h.base, room, token("g-1", name="\u200b\u202e\x1b\n"))
+    clean = ("Eve [31mADMINx y" + "z" * 100)[:64]
+    try:
+        assert evil.welcome["user"]["name"] == clean
+        assert ghost.welcome["user"]["name"] == "g-1"  # nothing left: the user id
+        assert (await evil.call("comment", text="hello"))["ok"]
+        await viewer.wait_for(lambda: any(e.get("type") == "comment" for e in viewer.events), timeout=t(5))
+        ev = next(e for e in viewer.events if e.get("type") == "comment")
+        name = ev["user"]["name"]
+        assert name == clean and len(name) == 64
+        assert not any(ch in name for ch in "\r\n\x1b\u202e\u200b\u2066\t")
+    finally:
+        for c in (viewer, evil, ghost):
+            await c.close()
+
+
+async def test_bad_identifiers_are_refused(app_hub: StartApp) -> None:
+    """`demo\\n` is no room; a `sub` outside the safe set is no user."""
+    h = await app_hub()
+    for room in ("demo\n", "demo\r", "de mo", "demo\x00", "x" * 65):
+        status, body = await ws_refusal(h.base, {"room": room})
+        assert status == 400 and body["error"]["code"] == "bad_room", room
+    status, body = await http("GET", f"{h.base}/api/rooms/demo%0A", token("root", role="admin"))
+    assert status == 400 and body["error"]["code"] == "bad_room"
+    for sub in ("eve\n", "a b", "<script>", "ev\u202ee", "x" * 129, "{room}"):
+        status, body = await ws_refusal(h.base, {"room": "demo", "token": token(sub)})
+        assert status == 401 and body["error"]["code"] == "bad_token", sub
+    c = await Client.connect(h.base, rid(), token("user@example.com:42_a-b"))
+    await c.close()
 
 
 # -- 5. scripts are all or nothing -----------------------------------------------------------

@@ -182,6 +182,9 @@ class WsEndpoint:
         here; ops are queued in order (Connection.ordered) and run by `run_op`. Its size was
         checked by the Connection (over max_frame_bytes never arrives here)."""
         fid: int | None = None
+        if conn.session.identity.expired(time.time()):
+            conn.bye("expired")  # its token ended before the sweep saw it: nothing more runs
+            return
         try:
             m = decode(data, conn.codec, self.cfg.limits.max_frame_bytes)
             fid = F.frame_id(m)
@@ -267,19 +270,23 @@ class WsEndpoint:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.sweep(time.monotonic())
+                self.sweep(time.monotonic(), time.time())
             except Exception:
                 log.exception("heartbeat sweep failed")
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, wall: float | None = None) -> None:
         """Ping the sockets silent for ping_after_s (up to 1.5 times that: a fixed
         per-socket jitter, so that sockets that connected together, e.g. after a restart,
         are not pinged together forever); abort those silent for idle_timeout_s (a pong, or
-        any byte, counts as life)."""
+        any byte, counts as life). A socket whose token expired (`wall`: Unix time) gets
+        `bye expired` (reconnect with a fresh token): no timer per socket."""
         lim = self.cfg.limits
         ping_after = lim.ping_after_s
         idle = lim.idle_timeout_s
         for conn in list(self.connections):
+            if wall is not None and conn.session.identity.expired(wall):
+                conn.bye("expired")
+                continue
             silent = now - conn.last_rx
             if silent < ping_after:
                 continue
