@@ -32,6 +32,7 @@ NO_SUCH_SALE: Final = "no_such_sale"
 NO_SUCH_DRAW: Final = "no_such_draw"
 NO_SUCH_ORDER: Final = "no_such_order"
 NO_SUCH_MILESTONE: Final = "no_such_milestone"
+NO_SUCH_ROOM: Final = "no_such_room"  # the room was never created (PUT /api/rooms/{room})
 CLOSED: Final = "closed"
 UNAVAILABLE: Final = "unavailable"
 INTERNAL: Final = "internal"
@@ -61,6 +62,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     NO_SUCH_DRAW: 404,
     NO_SUCH_ORDER: 404,
     NO_SUCH_MILESTONE: 404,
+    NO_SUCH_ROOM: 404,
     CLOSED: 409,
     UNAVAILABLE: 503,
     INTERNAL: 500,
@@ -102,6 +104,7 @@ MESSAGES: Final[dict[str, str]] = {
     NO_SUCH_SALE: "no such sale in this room",
     NO_SUCH_ORDER: "no such order",
     NO_SUCH_MILESTONE: "no such milestone in this room",
+    NO_SUCH_ROOM: "no such room",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",

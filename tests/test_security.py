@@ -50,6 +50,148 @@ async def room_dump(r: aioredis.Redis, room: str) -> dict[bytes, bytes | None]:
     return {k: await r.dump(k) async for k in r.scan_iter(match=f"lr:{{{room}}}:*", count=1000)}
 
 
+# -- 1. rooms exist on purpose ---------------------------------------------------------------
+
+
+async def test_invented_rooms_write_nothing(app_hub: StartApp, redis1: RedisProcess) -> None:
+    """200 invented room ids joined by an anonymous client: 404 no_such_room before the
+    upgrade, and not one key more in Redis; reading a room's stats writes nothing either."""
+    h = await app_hub(**EXPLICIT)
+    r = aioredis.Redis.from_url(redis1.url)
+    try:
+        before = await keys_outside_reaper(r)
+        size = await r.dbsize()
+        async with aiohttp.ClientSession() as s:
+
+            async def join(room: str) -> int:
+                try:
+                    async with s.ws_connect(h.base + "/ws", params={"room": room}):
+                        return 101
+                except aiohttp.WSServerHandshakeError as exc:
+                    return exc.status
+
+            statuses = await asyncio.gather(*(join(rid("inv")) for _ in range(200)))
+        assert statuses == [404] * 200
+        status, body = await ws_refusal(h.base, {"room": rid("inv")})
+        assert status == 404 and body["error"]["code"] == "no_such_room"
+        admin = token("root", role="admin")
+        status, body = await http("GET", f"{h.base}/api/rooms/{rid('inv')}", admin)
+        assert status == 404 and body["error"]["code"] == "no_such_room"
+        # a host op on a room that does not exist: refused too, nothing written
+        ghost = rid("inv")
+        status, body = await http("POST", f"{h.base}/api/rooms/{ghost}/notices", token("h", role="host", rooms=[ghost]),
+                                  {"text": "hi"})
+        assert status == 404 and body["error"]["code"] == "no_such_room"
+        assert await keys_outside_reaper(r) == before
+        assert await r.dbsize() - size in (0, 1, -1)  # +-1: only the reaper's lock may come or go
+    finally:
+        await r.aclose()
+
+
+async def test_created_room_joins(app_hub: StartApp, redis1: RedisProcess) -> None:
+    """PUT /api/rooms/{room}: by a host of the room or an admin only; idempotent (PUT again
+    updates the title); GET then shows the title and writes nothing; the room joins fine."""
+    h = await app_hub(**EXPLICIT)
+    room = rid()
+    url = f"{h.base}/api/rooms/{room}"
+    host = token("anna", role="host", rooms=[room])
+    status, body = await http("PUT", url, token("v"), {"title": "mine"})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await http("PUT", url, token("other", role="host", rooms=["elsewhere"]), {"title": "mine"})
+    assert status == 403
+    status, body = await http("PUT", url, host, {"title": ""})
+    assert status == 400 and body["error"]["code"] == "bad_field"
+    status, body = await http("PUT", url, host, {"title": "x", "owner": "me"})
+    assert status == 400 and body["error"]["code"] == "bad_field"
+
+    status, body = await http("PUT", url, host, {"title": "Spring\u202e sale\n"})
+    assert status == 200 and body["created"] is True and body["title"] == "Spring sale"
+    r = aioredis.Redis.from_url(redis1.url)
+    try:
+        before = await room_dump(r, room)
+        status, body = await http("GET", url, host)
+        assert status == 200 and body["title"] == "Spring sale" and body["online"] == 0
+        assert await room_dump(r, room) == before  # a GET writes nothing, not even an epoch
+    finally:
+        await r.aclose()
+    status, body = await http("PUT", url, token("root", role="admin"), {"title": "Autumn sale", "description": "d"})
+    assert status == 200 and body["created"] is False
+    status, body = await http("GET", url, host)
+    assert body["title"] == "Autumn sale" and body["description"] == "d"
+
+    c = await Client.connect(h.base, room, token("bob"))
+    try:
+        assert c.welcome["room"] == room
+        status, body = await http("POST", f"{url}/notices", host, {"text": "welcome"})
+        assert status == 200
+    finally:
+        await c.close()
+
+
+async def test_implicit_rooms_keep_todays_behaviour(app_hub: StartApp) -> None:
+    h = await app_hub(LIVEROOM_IMPLICIT_ROOMS="1")
+    c = await Client.connect(h.base, rid(), None)
+    await c.close()
+
+
+# -- 2. the shop role ------------------------------------------------------------------------
+
+
+async def test_only_the_shop_settles_orders(app_hub: StartApp) -> None:
+    """A host cannot mark an order paid or cancel it: 403 forbidden; the shop (for its
+    rooms, or all rooms without a `rooms` claim) and admin can."""
+    h = await app_hub()
+    room = rid()
+    host_tok = token("anna", role="host", rooms=[room])
+    host = await Client.connect(h.base, room, host_tok)
+    buyer = await Client.connect(h.base, room, token("dan"))
+    try:
+        r = await host.call("sale_create", sku="S", title="Jacket", price=2500, stock=5, limit=3)
+        assert r["ok"], r
+        o1 = (await buyer.call("buy", sale=r["sale"], qty=1, key="k1"))["order"]
+        o2 = (await buyer.call("buy", sale=r["sale"], qty=1, key="k2"))["order"]
+        for verb in ("confirm", "cancel"):
+            status, body = await http("POST", f"{h.base}/api/orders/{o1}/{verb}", host_tok)
+            assert status == 403 and body["error"]["code"] == "forbidden", (verb, body)
+        other_shop = token("shop2", role="shop", rooms=["elsewhere"])
+        status, body = await http("POST", f"{h.base}/api/orders/{o1}/confirm", other_shop)
+        assert status == 403
+        status, body = await http("POST", f"{h.base}/api/orders/{o1}/confirm", token("shop1", role="shop", rooms=[room]))
+        assert status == 200 and body["status"] == "confirmed"
+        status, body = await http("POST", f"{h.base}/api/orders/{o2}/cancel", token("shop-all", role="shop"))
+        assert status == 200 and body["status"] == "cancelled"
+        status, body = await http("GET", f"{h.base}/api/orders/{o1}", host_tok)  # a host may read them
+        assert status == 200 and body["order"]["status"] == "confirmed"
+        # an order id whose embedded room is empty or bad does not skip the room check
+        for bad in ("o0--s1-1", f"o{len(room)}-{room[:-1]}\n-s1-1", "o3-a b-s1-1"):
+            for tok in (host_tok, token("shop-all", role="shop"), token("root", role="admin")):
+                status, body = await http("POST", f"{h.base}/api/orders/{bad}/confirm", tok)
+                assert status == 404 and body["error"]["code"] == "no_such_order", (bad, body)
+    finally:
+        await host.close()
+        await buyer.close()
+
+
+def test_cli_makes_shop_tokens() -> None:
+    import subprocess
+    import sys
+
+    import jwt
+
+    out = subprocess.run(
+        [sys.executable, "-m", "liveroom", "token", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "shop" in out
+    from tests.support import SECRET
+
+    res = subprocess.run(
+        [sys.executable, "-m", "liveroom", "token", "--secret", SECRET, "--sub", "backend", "--role", "shop"],
+        capture_output=True, text=True, check=True,
+    )
+    claims = jwt.decode(res.stdout.strip(), SECRET, algorithms=["HS256"])
+    assert claims["role"] == "shop" and claims["sub"] == "backend"
+
+
 # -- 3. tokens end on open sockets -----------------------------------------------------------
 
 

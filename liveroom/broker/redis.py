@@ -77,8 +77,27 @@ class RedisBroker:
 
     # -- room operations -------------------------------------------------------------------
 
-    async def state(self, room: str) -> RoomState:
-        return room_state(await self._run(self.calls.room_state(room)))
+    async def state(self, room: str, create: bool = True) -> RoomState:
+        """`create=False` reads only (the room gets no epoch if it has none)."""
+        return room_state(await self._run(self.calls.room_state(room, create)))
+
+    async def room_exists(self, room: str) -> bool:
+        """One read (EXISTS): created with PUT /api/rooms/{room}, or already in use (its meta
+        hash: a room joined before rooms had to be created, or under implicit_rooms)."""
+        k = K.room_keys(room)
+        return bool(await bounded(self._cmd(room).exists(k.info, k.meta), self._timeout))
+
+    async def room_put(self, room: str, fields: dict[str, str], by: str, now_ms: int) -> bool:
+        """Create or update the room's info hash; True when it was created now."""
+        k = K.room_keys(room)
+        cmd = self._cmd(room)
+        created = bool(await bounded(cmd.hsetnx(k.info, "created_at", str(now_ms)), self._timeout))
+        await bounded(cmd.hset(k.info, mapping={**fields, "updated_at": str(now_ms), "updated_by": by}), self._timeout)
+        return created
+
+    async def room_info(self, room: str) -> dict[str, str]:
+        raw = await bounded(self._cmd(room).hgetall(K.room_keys(room).info), self._timeout)
+        return {a.decode(): b.decode() for a, b in raw.items()}
 
     async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]:
         """Durable events with seq > after_seq, oldest first: (seq, body)."""

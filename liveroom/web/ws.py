@@ -31,8 +31,10 @@ from liveroom.errors import (
     DRAINING,
     FORBIDDEN,
     INTERNAL,
+    NO_SUCH_ROOM,
     OVERLOADED,
     RATE_LIMITED,
+    UNAVAILABLE,
     UNKNOWN_OP,
     Refused,
     ReplyError,
@@ -113,6 +115,19 @@ class WsEndpoint:
                 raise Refused(BAD_FIELD, "since: a non-negative integer") from None
         return Session(identity, room, identity.role_in(room)), codec, since, epoch
 
+    async def _room_exists(self, room: str) -> None:
+        """Rooms exist on purpose (PUT /api/rooms/{room}): joining another is refused before
+        the upgrade with one read (EXISTS) and nothing written, so invented room ids cost
+        Redis no keys. With room.implicit_rooms the first join creates the room."""
+        if self.cfg.room.implicit_rooms:
+            return
+        try:
+            exists = await self.hub.broker.room_exists(room)
+        except Unavailable:
+            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly") from None
+        if not exists:
+            raise Refused(NO_SUCH_ROOM, "no such room")
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             session, codec, since, epoch = self._admit(request)
@@ -125,6 +140,11 @@ class WsEndpoint:
             self.metrics.refused.labels(OVERLOADED).inc()
             full = Refused(OVERLOADED, "too many connections from this address")
             return web.json_response(full.as_body(), status=full.status)
+        try:
+            await self._room_exists(session.room)
+        except Refused as exc:
+            self.metrics.refused.labels(exc.code).inc()
+            return web.json_response(exc.as_body(), status=exc.status)
         try:
             hs = handshake(request, self.cfg.limits.deflate)
         except HandshakeError as exc:
