@@ -178,6 +178,7 @@ def start_server(kind: str, redis_url: str, a: argparse.Namespace, cleanup: Clea
             LIVEROOM_VIEWER_COMMENT_CAP=str(a.cap),
             LIVEROOM_COMMENT_RATE="0",
             LIVEROOM_FRAME_RATE="0",
+            LIVEROOM_IMPLICIT_ROOMS="1",  # the bench joins rooms without creating them
         )
         if a.tick_ms:
             env["LIVEROOM_TICK_MS"] = str(a.tick_ms)

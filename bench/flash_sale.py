@@ -49,6 +49,7 @@ def start_hub(redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
         LIVEROOM_FRAME_RATE="0",
         LIVEROOM_COMMENT_RATE="0",
         LIVEROOM_LOG="WARNING",
+        LIVEROOM_IMPLICIT_ROOMS="1",  # the bench joins rooms without creating them
     )
     proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "1"], env=env, cwd=ROOT)
     deadline = time.monotonic() + 20

@@ -100,7 +100,8 @@ async def main(n: int, top: int) -> None:
 
     rp = RedisProcess(find_server()).start()
     port = free_port()
-    env = {"LIVEROOM_REDIS": rp.url, "LIVEROOM_PORT": str(port), "LIVEROOM_SECRETS": SECRET, "LIVEROOM_MAX_CONN_PER_IP": "0"}
+    env = {"LIVEROOM_REDIS": rp.url, "LIVEROOM_PORT": str(port), "LIVEROOM_SECRETS": SECRET, "LIVEROOM_MAX_CONN_PER_IP": "0",
+           "LIVEROOM_IMPLICIT_ROOMS": "1"}
     cfg = config_mod.load(ROOT / "config.toml", env)
     runner = web.AppRunner(build_app(cfg), access_log=None, shutdown_timeout=1.0)
     clients: list[asyncio.subprocess.Process] = []

@@ -15,7 +15,9 @@ error code (sold_out, rate_limited, unknown_op, ...). Besides the ops:
 Environment: LIVEROOM_SECRETS (token secret, first of the comma-separated list, as the hub
 reads it), LIVEROOM_ROOM (default "loadtest"), LIVEROOM_SALE (a sale id for BuyerUser),
 LIVEROOM_OPEN_SALE=1 (HostUser opens a flash sale at start; LIVEROOM_SALE_STOCK,
-LIVEROOM_SALE_LIMIT, LIVEROOM_SALE_SECONDS shape it).
+LIVEROOM_SALE_LIMIT, LIVEROOM_SALE_SECONDS shape it). The hub must run with
+LIVEROOM_IMPLICIT_ROOMS=1 (or the room be created first: PUT /api/rooms/{room} with a host or
+admin token), else every join is refused 404 `no_such_room`.
 
 Locust monkey-patches with gevent: no asyncio/aiohttp/uvloop here and no `liveroom` import.
 """

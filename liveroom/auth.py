@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets as _secrets
 import time
 import warnings
@@ -9,18 +10,33 @@ from dataclasses import dataclass
 
 import jwt
 
+from liveroom.core.rules import clean_line
 from liveroom.errors import BAD_TOKEN, Refused
 
-ROLES = ("viewer", "host", "admin")
+ROLES = ("viewer", "host", "shop", "admin")
+# user ids go into Redis keys and fields, log lines and every viewer's frames: a safe set only
+SUB_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")  # used with fullmatch
+NAME_MAX = 64  # characters of a display name, after cleaning
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     id: str
     name: str
-    role: str  # viewer | host | admin
+    role: str  # viewer | host | shop | admin
     rooms: tuple[str, ...] | None  # None: not restricted
     anonymous: bool = False
+    exp: float | None = None  # the token's expiry (Unix seconds); an open socket ends then
+
+    def expired(self, now: float) -> bool:
+        return self.exp is not None and now >= self.exp
+
+    def is_shop_of(self, room: str) -> bool:
+        """May confirm and cancel the room's orders: `admin`, or `shop` for the rooms its
+        token lists (a shop token without `rooms` is the shop backend of every room)."""
+        if self.role == "admin":
+            return True
+        return self.role == "shop" and (self.rooms is None or room in self.rooms)
 
     def is_host_of(self, room: str) -> bool:
         if self.role == "admin":
@@ -81,18 +97,27 @@ class Authenticator:
         if claims is None:
             raise Refused(BAD_TOKEN, f"invalid token: {last}")
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 128 or not _text_ok(sub):
-            raise Refused(BAD_TOKEN, "sub: must be a non-empty string")
+        if not isinstance(sub, str) or not SUB_RE.fullmatch(sub):
+            raise Refused(BAD_TOKEN, "sub: 1-128 characters of A-Z a-z 0-9 _ . : @ -")
         name = claims.get("name", sub)
         if not isinstance(name, str) or not _text_ok(name):
             raise Refused(BAD_TOKEN, "name: must be a string")
+        # shown to every viewer: one clean line (like comment text), else the user id
+        name = clean_line(name, NAME_MAX) or sub
         role = claims.get("role", "viewer")
         if role not in ROLES:
             raise Refused(BAD_TOKEN, f"role: one of {', '.join(ROLES)}")
         rooms = claims.get("rooms")
         if rooms is not None and not (isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)):
             raise Refused(BAD_TOKEN, "rooms: must be a list of room ids")
-        return Identity(sub, name[:64], str(role), tuple(rooms) if rooms is not None else None)
+        exp = claims.get("exp")
+        return Identity(
+            sub,
+            name,
+            str(role),
+            tuple(rooms) if rooms is not None else None,
+            exp=float(exp) if isinstance(exp, (int, float)) else None,
+        )
 
     def anonymous(self) -> Identity:
         uid = "anon:" + _secrets.token_hex(6)

@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--secret")
     t.add_argument("--sub", required=True)
     t.add_argument("--name")
-    t.add_argument("--role", default="viewer", choices=["viewer", "host", "admin"])
+    t.add_argument("--role", default="viewer", choices=["viewer", "host", "shop", "admin"])
     t.add_argument("--rooms", help="comma-separated room ids")
     t.add_argument("--ttl", type=int, default=24 * 3600)
     args = p.parse_args(argv)

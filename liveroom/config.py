@@ -56,6 +56,7 @@ class RoomConfig:
     history_len: int = 1000  # durable events kept per room for resume
     presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
     hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
+    implicit_rooms: bool = False  # the first join creates a room (dev, tests, benchmarks); else PUT /api/rooms/{room} first
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_FORWARDED_HOPS": ("server", "forwarded_hops"),
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
+    "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
 }
 
 

@@ -32,6 +32,7 @@ NO_SUCH_SALE: Final = "no_such_sale"
 NO_SUCH_DRAW: Final = "no_such_draw"
 NO_SUCH_ORDER: Final = "no_such_order"
 NO_SUCH_MILESTONE: Final = "no_such_milestone"
+NO_SUCH_ROOM: Final = "no_such_room"  # the room was never created (PUT /api/rooms/{room})
 CLOSED: Final = "closed"
 UNAVAILABLE: Final = "unavailable"
 INTERNAL: Final = "internal"
@@ -61,6 +62,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     NO_SUCH_DRAW: 404,
     NO_SUCH_ORDER: 404,
     NO_SUCH_MILESTONE: 404,
+    NO_SUCH_ROOM: 404,
     CLOSED: 409,
     UNAVAILABLE: 503,
     INTERNAL: 500,
@@ -77,6 +79,7 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_TRY_AGAIN: Final = 1013
+CLOSE_TOKEN_EXPIRED: Final = 4001  # private-use range (RFC 6455 7.4.2): reconnect with a fresh token
 
 # bye reason -> (close code, may the client reconnect)
 BYE: Final[dict[str, tuple[int, bool]]] = {
@@ -87,6 +90,7 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
     "too_large": (CLOSE_TOO_BIG, False),
     "abuse": (CLOSE_POLICY, False),
     "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
+    "expired": (CLOSE_TOKEN_EXPIRED, True),  # the token's `exp` passed while the socket was open
 }
 
 
@@ -100,6 +104,7 @@ MESSAGES: Final[dict[str, str]] = {
     NO_SUCH_SALE: "no such sale in this room",
     NO_SUCH_ORDER: "no such order",
     NO_SUCH_MILESTONE: "no such milestone in this room",
+    NO_SUCH_ROOM: "no such room",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",

@@ -83,6 +83,8 @@ class HubProcess:
                 # every test's sockets come from 127.0.0.1: the per-address cap on anonymous
                 # viewers is for tests/test_hardening.py, which sets it
                 "LIVEROOM_MAX_ANON_PER_IP": "0",
+                # the suite joins rooms without creating them; tests of room creation set "0"
+                "LIVEROOM_IMPLICIT_ROOMS": "1",
             }
         )
         env.update(self.env)
@@ -204,7 +206,13 @@ class HubTestServer(TestServer):
 async def start_app_hub(aiohttp_client: Callable[..., Awaitable[Any]], redis_url: str, **env: str) -> AppHub:
     """Build the app from LIVEROOM_* variables (as `liveroom serve` does) and serve it with
     pytest-aiohttp's `aiohttp_client` fixture (which stops it after the test)."""
-    full = {"LIVEROOM_HOST": "127.0.0.1", "LIVEROOM_REDIS": redis_url, "LIVEROOM_SECRETS": SECRET, **env}
+    full = {
+        "LIVEROOM_HOST": "127.0.0.1",
+        "LIVEROOM_REDIS": redis_url,
+        "LIVEROOM_SECRETS": SECRET,
+        "LIVEROOM_IMPLICIT_ROOMS": "1",  # as HubProcess: tests of room creation set "0"
+        **env,
+    }
     cfg = config_mod.load(None, env={k: str(v) for k, v in full.items()})
     handler = _Tracebacks()
     for name in TRACEBACK_LOGGERS:

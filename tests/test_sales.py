@@ -262,10 +262,11 @@ async def test_cancel_and_expiry_race(start_hub: Callable[..., HubProcess], redi
         orders = [r["order"] for r in c.replies.values()]
         assert len(set(orders)) == 500
         host = token("shop", role="host", rooms=[r_])
+        shop = token("shop-backend", role="shop", rooms=[r_])  # orders are the shop's to cancel
         # the race itself: the cancels are sent right at the pay deadline (1.5 s), so that
         # they collide with the reaper's expiries; a condition to wait on would defeat it
         await asyncio.sleep(1.4)
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {host}"}) as s:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {shop}"}) as s:
 
             async def cancel(o: str) -> int:
                 async with s.post(f"{h.base}/api/orders/{o}/cancel") as resp:
@@ -299,15 +300,16 @@ async def test_confirm_and_stats(shared_hub: HubProcess) -> None:
     sale = await open_sale(shared_hub.base, r_, stock=5, limit=2, price=2500)
     c = await Client.connect(shared_hub.base, r_, token("dan"))
     host = token("shop", role="host", rooms=[r_])
+    shop = token("shop-backend", role="shop", rooms=[r_])
     try:
         o1 = (await c.call("buy", sale=sale, qty=2, key="d1"))["order"]
-        status, _ = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", host)
+        status, _ = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", shop)
         assert status == 200
-        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/cancel", host)
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/cancel", shop)
         assert status == 409 and body["error"]["code"] == "closed"
-        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", token("other-host", role="host", rooms=["x"]))
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/{o1}/confirm", token("other-shop", role="shop", rooms=["x"]))
         assert status == 403
-        status, body = await http("POST", f"{shared_hub.base}/api/orders/o9-nope/confirm", host)
+        status, body = await http("POST", f"{shared_hub.base}/api/orders/o9-nope/confirm", shop)
         assert status == 404 and body["error"]["code"] == "no_such_order"
         _, stats = await http("GET", f"{shared_hub.base}/api/rooms/{r_}", host)
         assert stats["orders"] == {"confirmed": 1, "pending": 0}

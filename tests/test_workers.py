@@ -35,7 +35,7 @@ async def test_two_workers_share_a_port(redis1: RedisProcess) -> None:
     """Two worker processes accept on one port; viewers on either see every comment."""
     port = free_port()
     env = dict(os.environ, LIVEROOM_PORT=str(port), LIVEROOM_REDIS=redis1.url, LIVEROOM_SECRETS=SECRET,
-               LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0")  # fmt: skip
+               LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0", LIVEROOM_IMPLICIT_ROOMS="1")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "2"], env=env, cwd=ROOT)
     clients: list[Client] = []
     try:
@@ -115,7 +115,8 @@ async def test_a_killed_worker_is_replaced(redis1: RedisProcess, tmp_path: Path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, LIVEROOM_PORT=str(port), LIVEROOM_REDIS=redis1.url, LIVEROOM_SECRETS=SECRET,
-               LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0", LIVEROOM_LOG="INFO")  # fmt: skip
+               LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0", LIVEROOM_LOG="INFO",
+               LIVEROOM_IMPLICIT_ROOMS="1")  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "supervisor.log"
     with open(log_path, "wb") as out:

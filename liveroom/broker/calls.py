@@ -32,9 +32,9 @@ class Calls:
         """lib_publish.lua's arguments, first in every script that publishes an event."""
         return [self.pubcmd, k.channel, body, new_epoch(), self.maxlen]
 
-    def room_state(self, room: str) -> Call:
+    def room_state(self, room: str, create: bool = True) -> Call:
         k = K.room_keys(room)
-        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch()])
+        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch() if create else ""])
 
     def room_comment(self, room: str, body: bytes, user: str, rate: float, burst: int) -> Call:
         k = K.room_keys(room)

@@ -27,6 +27,7 @@ class RoomKeys:
     pending: str  # ZSET order id -> pay deadline ms: what the order reaper expires
     room_orders_stream: str  # the room's orders stream (Redis Cluster deployments)
     milestones: str  # HASH id -> msgpack {kind, every | value, reward, event, draw, fired}
+    info: str = ""  # HASH title, description, created_at, created_by, updated_at: the room was created on purpose
 
     def bought(self, sale: str) -> str:
         """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""
@@ -60,6 +61,7 @@ def room_keys(room: str) -> RoomKeys:
         pending=f"{t}:pending",
         room_orders_stream=f"{t}:orders:stream",
         milestones=f"{t}:milestones",
+        info=f"{t}:room",
     )
 
 

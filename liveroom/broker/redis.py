@@ -21,7 +21,7 @@ from liveroom.broker.subscriptions import Subscriptions
 from liveroom.broker.topology import Cluster, Shards, Topology, bounded
 from liveroom.broker.wire import parse_message, room_state, sale_records
 from liveroom.config import RedisConfig
-from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, Unavailable, refusal
+from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,27 @@ class RedisBroker:
 
     # -- room operations -------------------------------------------------------------------
 
-    async def state(self, room: str) -> RoomState:
-        return room_state(await self._run(self.calls.room_state(room)))
+    async def state(self, room: str, create: bool = True) -> RoomState:
+        """`create=False` reads only (the room gets no epoch if it has none)."""
+        return room_state(await self._run(self.calls.room_state(room, create)))
+
+    async def room_exists(self, room: str) -> bool:
+        """One read (EXISTS): created with PUT /api/rooms/{room}, or already in use (its meta
+        hash: a room joined before rooms had to be created, or under implicit_rooms)."""
+        k = K.room_keys(room)
+        return bool(await bounded(self._cmd(room).exists(k.info, k.meta), self._timeout))
+
+    async def room_put(self, room: str, fields: dict[str, str], by: str, now_ms: int) -> bool:
+        """Create or update the room's info hash; True when it was created now."""
+        k = K.room_keys(room)
+        cmd = self._cmd(room)
+        created = bool(await bounded(cmd.hsetnx(k.info, "created_at", str(now_ms)), self._timeout))
+        await bounded(cmd.hset(k.info, mapping={**fields, "updated_at": str(now_ms), "updated_by": by}), self._timeout)
+        return created
+
+    async def room_info(self, room: str) -> dict[str, str]:
+        raw = await bounded(self._cmd(room).hgetall(K.room_keys(room).info), self._timeout)
+        return {a.decode(): b.decode() for a, b in raw.items()}
 
     async def history(self, room: str, after_seq: int, count: int) -> list[tuple[int, bytes]]:
         """Durable events with seq > after_seq, oldest first: (seq, body)."""
@@ -170,6 +189,8 @@ class RedisBroker:
         """(order id, remaining, first time); a refusal is raised with its code."""
         out = await self._run(self.calls.sale_buy(room, sale, user, qty, key, order_prefix, pay_window_ms, sold_out_body))
         if out[0] != b"ok":
+            if len(out) > 2:  # a refusal with its own message (numbers out of bounds)
+                raise ReplyError(out[1].decode(), out[2].decode())
             raise refusal(out[1].decode())
         return out[1].decode(), int(out[2]), bool(out[3])
 

@@ -58,7 +58,7 @@ def room_state(reply: list[Any]) -> RoomState:
     pinned = meta.get(b"pinned")
     return RoomState(
         seq=int(meta.get(b"seq", 0)),
-        epoch=meta[b"epoch"].decode(),
+        epoch=meta.get(b"epoch", b"").decode(),  # none yet: a room created but never joined
         first_seq=int(first),
         online=int(online),
         likes=int(meta.get(b"likes", 0)),

@@ -34,6 +34,21 @@ def clean_text(text: str, max_chars: int) -> str:
     return cleaned
 
 
+def clean_line(text: str, max_chars: int) -> str:
+    """`text` as one safe line, never refused: the characters clean_text strips (controls,
+    format chars such as bidi overrides and zero widths, unassigned, private use, lone
+    surrogates) removed, every run of whitespace one space, at most max_chars characters.
+    For display names from tokens: may come out empty (the caller picks a fallback)."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in _STRIP or cat in ("Zl", "Zp"):
+            out.append(" " if cat in ("Zl", "Zp") or ch in "\n\t\r" else "")
+            continue
+        out.append(ch)
+    return " ".join("".join(out).split())[:max_chars].rstrip()
+
+
 def take_token(tokens: float, elapsed: float, rate: float, burst: float, n: float = 1.0) -> tuple[bool, float]:
     """`n` tokens from a bucket holding `tokens`, refilled at `rate`/s for `elapsed` s up to
     `burst`: (taken, tokens left). A function, so that a connection can keep its buckets as

@@ -52,8 +52,8 @@ def parse_order_id(order: str) -> tuple[str, str]:
         n = int(order[1:dash])
         room = order[dash + 1 : dash + 1 + n]
         rest = order[dash + 1 + n :]
-        if len(room) != n or not rest.startswith("-"):
-            raise ValueError
+        if len(room) != n or not F.ID_RE.match(room) or not rest.startswith("-"):
+            raise ValueError  # an empty or bad room must not skip the room's checks
         sale, num = rest[1:].rsplit("-", 1)
         int(num)
         return room, sale

@@ -6,6 +6,13 @@
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'err', 'no_such_order', ''} end
 local o = cjson.decode(raw)
+-- all or nothing: the numbers this script adds are checked before the first write
+local function int_in(v, lo, hi)
+  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
+end
+if not int_in(o.qty, 1, 10000000) or not int_in(o.amount, 0, 9007199254740991) then
+  return {'err', 'bad_field', tostring(o.status)}
+end
 if o.status == 'confirmed' then return {'ok', 'confirmed'} end
 if o.status ~= 'pending' then return {'err', 'closed', o.status} end
 local t = redis.call('TIME')

@@ -1,8 +1,9 @@
 -- room_state.lua: what a joining viewer's `welcome` needs, in one round trip.
 -- KEYS[1] meta  KEYS[2] ref  KEYS[3] hist  KEYS[4] sales
--- ARGV[1] epoch candidate (the room's epoch if it has none yet)
+-- ARGV[1] epoch candidate (the room's epoch if it has none yet); '' reads only: nothing is
+-- written (GET /api/rooms/{room}: a read-only request writes nothing)
 -- returns {meta as a flat list, online, first seq still in history (0 if none), sales flat}
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+if ARGV[1] ~= '' and redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
   redis.call('DEL', KEYS[3])
 end
 local first = 0

@@ -8,8 +8,19 @@
 -- ARGV[9] epoch candidate  ARGV[10] maxlen  ARGV[11] room  ARGV[12] client key
 -- ARGV[13] the `sold_out` event (msgpack, protocol/events.py), published if this buy empties the stock
 -- returns {'ok', order id, remaining, 0|1 first time} or {'err', code}; a repeated key
--- returns the first answer unchanged (success or failure) and touches nothing
+-- returns the first answer unchanged (success or failure) and touches nothing.
+-- All or nothing: Redis does not roll a script back when a command fails halfway, so every
+-- number this script adds is checked before the first write; numbers that cannot be trusted
+-- (a sale stored before the edge bounds, a bad argument) answer 'bad_field' and write
+-- nothing at all, not even the idempotency record (a retry finds the same data: same answer)
+local BIG = 9007199254740992 -- 2^53: above it, Lua's doubles are no longer exact integers
+local function int_in(v, lo, hi)
+  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
+end
 local sid, user, qty = ARGV[3], ARGV[4], tonumber(ARGV[5])
+if not int_in(qty, 1, 10000000) or not int_in(tonumber(ARGV[8]), 0, BIG) then
+  return {'err', 'bad_field', 'qty or pay window out of bounds'}
+end
 local prev = redis.call('HGET', KEYS[3], ARGV[6])
 if prev then
   local o, r = string.match(prev, '^ok|([^|]+)|(%d+)$')
@@ -25,6 +36,16 @@ local function refuse(code)
   return {'err', code}
 end
 local info = cmsgpack.unpack(redis.call('HGET', KEYS[1], sid .. ':info'))
+local stock0 = tonumber(redis.call('HGET', KEYS[1], sid .. ':stock'))
+local held0 = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+local n0 = tonumber(redis.call('HGET', KEYS[1], sid .. ':n') or '0')
+local pend0 = tonumber(redis.call('HGET', KEYS[7], 'gmv_pending') or '0')
+if type(info) ~= 'table' or not int_in(info.price, 0, 10000000000) or not int_in(info.limit, 1, 10000000)
+    or not int_in(info.starts_at, 0, BIG) or not int_in(info.ends_at, 0, BIG)
+    or not int_in(stock0, -10000000, 10000000) or not int_in(held0, 0, 10000000) or not int_in(n0, 0, BIG)
+    or not int_in(pend0, -BIG, BIG) or info.price * qty >= BIG or pend0 + info.price * qty >= BIG then
+  return {'err', 'bad_field', 'the sale holds numbers out of bounds'}
+end
 local now = now_ms()
 if status == 'closed' then return refuse('closed') end
 if info.starts_at > 0 and now < info.starts_at then return refuse('not_started') end

@@ -5,7 +5,20 @@
 -- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] sale id  ARGV[7] info (msgpack)
 -- ARGV[8] stock
 -- returns {seq, epoch}
+-- All or nothing: the numbers are checked before the first write (the edge checks them too:
+-- protocol/frames.py), a bad one answers an error and writes nothing
 local sid = ARGV[6]
+local BIG = 9007199254740992 -- 2^53
+local function int_in(v, lo, hi)
+  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
+end
+local info = cmsgpack.unpack(ARGV[7])
+local stock = tonumber(ARGV[8])
+if type(info) ~= 'table' or not int_in(stock, 1, 10000000) or not int_in(info.price, 0, 10000000000)
+    or not int_in(info.limit, 1, 10000000) or info.price * info.limit >= BIG
+    or not int_in(info.starts_at, 0, BIG) or not int_in(info.ends_at, 0, BIG) then
+  return redis.error_reply('bad_field: sale numbers out of bounds')
+end
 if redis.call('HEXISTS', KEYS[1], sid .. ':status') == 1 then
   return redis.error_reply('sale id already used')
 end

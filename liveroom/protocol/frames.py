@@ -21,6 +21,10 @@ MAX_STR = 10_000  # characters of any one string from a client (fields have thei
 MAX_INPUT_DEPTH = 32  # nesting of a client frame or body; free-form values have json_safe's
 MAX_VALUE_DEPTH = 8  # nesting of a free-form value (a pinned product)
 MAX_VALUE_BYTES = 4096  # a free-form value, encoded as JSON
+# what a sale's numbers may be: every sum the scripts make (price x qty, GMV) stays an exact
+# integer in Lua's doubles and in Redis' HINCRBY (sale_buy.lua checks them again)
+MAX_PRICE = 10**10  # cents
+MAX_STOCK = 10_000_000
 
 
 def check_str(v: str, field: str, max_len: int = MAX_STR) -> str:
@@ -270,15 +274,18 @@ def _notice(m: dict[str, Any]) -> Notice:
 
 
 def _sale_create(m: dict[str, Any]) -> SaleCreate:
-    return SaleCreate(
+    op = SaleCreate(
         sku=_str(m, "sku", max_len=128),
         title=_str(m, "title", max_len=256),
-        price=_int(m, "price", 0, MAX_INT),
-        stock=_int(m, "stock", 1, 10_000_000),
-        limit=_int(m, "limit", 1, 10_000_000),
+        price=_int(m, "price", 0, MAX_PRICE),
+        stock=_int(m, "stock", 1, MAX_STOCK),
+        limit=_int(m, "limit", 1, MAX_STOCK),
         starts_at=_int(m, "starts_at", 0, MAX_INT, required=False, default=0),
         ends_at=_int(m, "ends_at", 0, MAX_INT, required=False, default=0),
     )
+    if op.price * op.limit >= MAX_INT:
+        raise ReplyError(BAD_FIELD, "price x limit: must be below 2^53")
+    return op
 
 
 def _sale_close(m: dict[str, Any]) -> SaleClose:

@@ -11,16 +11,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.core.milestones import Milestones
-from liveroom.core.ops import Ops
+from liveroom.core.ops import Ops, now_ms
+from liveroom.core.rules import clean_line
 from liveroom.core.sales import Sales, live_sales, parse_order_id
 from liveroom.core.session import Session
-from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, Refused, ReplyError
+from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_ROOM, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import loads_json
 from liveroom.web.ws import ROOM_RE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# PUT /api/rooms/{room}: the fields a room's info hash takes (name -> longest, in characters)
+ROOM_FIELDS = {"title": 128, "description": 1000}
 
 
 def error_response(code: str, message: str, status: int) -> web.Response:
@@ -50,6 +54,7 @@ class HttpApi:
         return [
             *(self.internal_routes() if internal else [web.get("/healthz", self.healthz)]),
             web.get("/api/rooms/{room}", self.guard(self.room_stats)),
+            web.put("/api/rooms/{room}", self.guard(self.put_room, exists=False)),
             web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
             web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),
             web.post("/api/rooms/{room}/mutes", self.guard(self.op_from_body("mute"))),
@@ -59,35 +64,55 @@ class HttpApi:
             web.post("/api/rooms/{room}/milestones", self.guard(self.op_from_body("milestone_set"))),
             web.get("/api/rooms/{room}/milestones", self.guard(self.list_milestones)),
             web.delete("/api/rooms/{room}/milestones/{milestone}", self.guard(self.remove_milestone)),
-            web.get("/api/orders/{order}", self.guard(self.get_order)),
-            web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order)),
-            web.post("/api/orders/{order}/cancel", self.guard(self.cancel_order)),
+            # orders: their scripts answer no_such_order for a room that does not exist
+            web.get("/api/orders/{order}", self.guard(self.get_order, need="host_or_shop", exists=False)),
+            web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order, need="shop", exists=False)),
+            web.post("/api/orders/{order}/cancel", self.guard(self.cancel_order, need="shop", exists=False)),
         ]
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _session(self, request: web.Request) -> Session:
+    def _session(self, request: web.Request, need: str = "host") -> Session:
+        """Who calls, for which room. `need`: `host` (a host of the room, or admin), `shop`
+        (the shop backend: `shop` for the room, or admin; a host is refused), or
+        `host_or_shop`. Every route has a room: from the path, or the order id's own."""
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             raise Refused(BAD_TOKEN, "Authorization: Bearer <token> required")
         identity = self.auth.verify(header[7:].strip())
         room = request.match_info.get("room", "")
         if "order" in request.match_info:
-            room, _ = parse_order_id(request.match_info["order"])
-        if room and not ROOM_RE.match(room):
+            room, _ = parse_order_id(request.match_info["order"])  # a valid room id, or no_such_order
+        if not ROOM_RE.match(room):
             raise Refused(BAD_ROOM, "bad room id")
-        if room and not identity.is_host_of(room):
+        host, shop = identity.is_host_of(room), identity.is_shop_of(room)
+        if need == "shop" and not shop:
+            raise Refused(FORBIDDEN, "the shop backend (a shop token for this room) or an admin token is required")
+        if need == "host_or_shop" and not (host or shop):
+            raise Refused(FORBIDDEN, "a host or shop token for this room, or an admin token, is required")
+        if need == "host" and not host:
             raise Refused(FORBIDDEN, "a host token for this room, or an admin token, is required")
-        if not room and identity.role != "admin" and identity.role != "host":
-            raise Refused(FORBIDDEN, "host or admin only")
-        return Session(identity, room, identity.role_in(room) if room else identity.role)
+        return Session(identity, room, identity.role_in(room))
 
-    def guard(self, fn: Callable[[web.Request, Session], Awaitable[Any]]) -> Handler:
-        """Authenticate, run, and turn our errors into the PROTOCOL.md JSON body."""
+    async def _room_exists(self, room: str) -> None:
+        """Host ops on a room nobody created: 404 no_such_room, nothing written. Under
+        room.implicit_rooms they create it, as a first join does."""
+        if self.ops.cfg.room.implicit_rooms:
+            return
+        if not await self.broker.room_exists(room):
+            raise ReplyError(NO_SUCH_ROOM, "no such room")
+
+    def guard(
+        self, fn: Callable[[web.Request, Session], Awaitable[Any]], need: str = "host", exists: bool = True
+    ) -> Handler:
+        """Authenticate, check the room exists (`exists`), run, and turn our errors into the
+        PROTOCOL.md JSON body."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
             try:
-                session = self._session(request)
+                session = self._session(request, need)
+                if exists:
+                    await self._room_exists(session.room)
                 result = await fn(request, session)
             except Refused as exc:
                 return error_response(exc.code, exc.message, exc.status)
@@ -131,10 +156,30 @@ class HttpApi:
         body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def put_room(self, request: web.Request, session: Session) -> dict[str, Any]:
+        """Create the room (or update it: PUT again changes its title). Body: `title`
+        (required, 1-128 characters) and optionally `description` (up to 1000), both cleaned
+        like comment text; other fields are refused (`bad_field`)."""
+        body = await self.body(request)
+        fields: dict[str, str] = {}
+        for key, value in body.items():
+            if key not in ROOM_FIELDS:
+                raise ReplyError(BAD_FIELD, f"{key}: unknown field (title, description)")
+            if not isinstance(value, str):
+                raise ReplyError(BAD_FIELD, f"{key}: must be a string")
+            fields[key] = clean_line(F.check_str(value, key), ROOM_FIELDS[key])
+        if not fields.get("title"):
+            raise ReplyError(BAD_FIELD, "title: required, non-empty")
+        created = await self.broker.room_put(session.room, fields, session.identity.id, now_ms())
+        return {"room": session.room, "created": created, **fields}
+
     async def room_stats(self, request: web.Request, session: Session) -> dict[str, Any]:
-        st = await self.broker.state(session.room)
+        st = await self.broker.state(session.room, create=False)  # a GET writes nothing
+        info = await self.broker.room_info(session.room)
         return {
             "room": session.room,
+            "title": info.get("title", ""),
+            "description": info.get("description", ""),
             "epoch": st.epoch,
             "seq": st.seq,
             "online": st.online,

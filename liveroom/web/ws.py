@@ -33,8 +33,10 @@ from liveroom.errors import (
     DRAINING,
     FORBIDDEN,
     INTERNAL,
+    NO_SUCH_ROOM,
     OVERLOADED,
     RATE_LIMITED,
+    UNAVAILABLE,
     UNKNOWN_OP,
     Refused,
     ReplyError,
@@ -160,9 +162,27 @@ class WsEndpoint:
                 raise Refused(BAD_FIELD, "since: a non-negative integer") from None
         return Session(identity, room, identity.role_in(room)), codec, since, epoch
 
+    async def _room_exists(self, room: str) -> None:
+        """Rooms exist on purpose (PUT /api/rooms/{room}): joining another is refused before
+        the upgrade with one read (EXISTS) and nothing written, so invented room ids cost
+        Redis no keys. With room.implicit_rooms the first join creates the room."""
+        if self.cfg.room.implicit_rooms:
+            return
+        try:
+            exists = await self.hub.broker.room_exists(room)
+        except Unavailable:
+            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly") from None
+        if not exists:
+            raise Refused(NO_SUCH_ROOM, "no such room")
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             session, codec, since, epoch = self._admit(request)
+        except Refused as exc:
+            self.metrics.refused.labels(exc.code).inc()
+            return web.json_response(exc.as_body(), status=exc.status)
+        try:  # before the per-address counts: from those to the join nothing awaits
+            await self._room_exists(session.room)
         except Refused as exc:
             self.metrics.refused.labels(exc.code).inc()
             return web.json_response(exc.as_body(), status=exc.status)
@@ -244,6 +264,9 @@ class WsEndpoint:
         here; ops are queued in order (Connection.ordered) and run by `run_op`. Its size was
         checked by the Connection (over max_frame_bytes never arrives here)."""
         fid: int | None = None
+        if conn.session.identity.expired(time.time()):
+            conn.bye("expired")  # its token ended before the sweep saw it: nothing more runs
+            return
         try:
             m = decode(data, conn.codec, self.cfg.limits.max_frame_bytes)
             fid = F.frame_id(m)
@@ -333,19 +356,23 @@ class WsEndpoint:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.sweep(time.monotonic())
+                self.sweep(time.monotonic(), time.time())
             except Exception:
                 log.exception("heartbeat sweep failed")
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, wall: float | None = None) -> None:
         """Ping the sockets silent for ping_after_s (up to 1.5 times that: a fixed
         per-socket jitter, so that sockets that connected together, e.g. after a restart,
         are not pinged together forever); abort those silent for idle_timeout_s (a pong, or
-        any byte, counts as life)."""
+        any byte, counts as life). A socket whose token expired (`wall`: Unix time) gets
+        `bye expired` (reconnect with a fresh token): no timer per socket."""
         lim = self.cfg.limits
         ping_after = lim.ping_after_s
         idle = lim.idle_timeout_s
         for conn in list(self.connections):
+            if wall is not None and conn.session.identity.expired(wall):
+                conn.bye("expired")
+                continue
             silent = now - conn.last_rx
             if silent < ping_after:
                 continue
