@@ -81,6 +81,7 @@ class LimitsConfig:
     header_timeout_s: float = 10.0  # a new socket must send its request (and a kept-alive one its next) in this time
     max_pending: int = 1000  # sockets not upgraded (nor answered) at once; over it the oldest are closed
     max_anon_per_ip: int = 20  # anonymous viewers' sockets per client IP; 0 = no limit
+    max_anon_rooms_per_ip: int = 10  # distinct rooms anonymous viewers of one IP may hold; 0 = no limit
     like_rate: float = 100.0  # likes (taps) per second one connection may add (burst 3 s of it); more are dropped; 0 = no limit
     resume_rate: float = 20.0  # joins with `since` per second per client IP (burst 5 s of it): 429 past it; 0 = no limit
 
@@ -126,6 +127,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_HEADER_TIMEOUT_S": ("limits", "header_timeout_s"),
     "LIVEROOM_MAX_PENDING": ("limits", "max_pending"),
     "LIVEROOM_MAX_ANON_PER_IP": ("limits", "max_anon_per_ip"),
+    "LIVEROOM_MAX_ANON_ROOMS_PER_IP": ("limits", "max_anon_rooms_per_ip"),
     "LIVEROOM_LIKE_RATE": ("limits", "like_rate"),
     "LIVEROOM_RESUME_RATE": ("limits", "resume_rate"),
     "LIVEROOM_INTERNAL_PORT": ("server", "internal_port"),

@@ -80,6 +80,7 @@ HUB_ENV = {
     "LIVEROOM_FRAME_RATE": "0",
     "LIVEROOM_ANONYMOUS": "1",
     "LIVEROOM_MAX_ANON_PER_IP": "0",  # every test's sockets come from 127.0.0.1
+    "LIVEROOM_MAX_ANON_ROOMS_PER_IP": "0",
 }
 
 

@@ -83,6 +83,7 @@ class HubProcess:
                 # every test's sockets come from 127.0.0.1: the per-address cap on anonymous
                 # viewers is for tests/test_hardening.py, which sets it
                 "LIVEROOM_MAX_ANON_PER_IP": "0",
+                "LIVEROOM_MAX_ANON_ROOMS_PER_IP": "0",
                 # the suite joins rooms without creating them; tests of room creation set "0"
                 "LIVEROOM_IMPLICIT_ROOMS": "1",
             }

@@ -200,3 +200,52 @@ async def test_a_flood_of_malformed_requests_does_not_flood_the_log(
     assert log.count("Traceback") == 0
     assert log.count("bad request from a client") <= 5 * (int(seconds) + 2)
     assert status_of(hub.base + "/healthz") == 200
+
+
+async def test_a_bad_entry_never_stops_the_order_reaper(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """A pending-orders entry that is not an order id of ours (written by anything else with
+    Redis access, or by an older version) is skipped: the real unpaid order next to it still
+    expires on time and its stock comes back."""
+    import redis as redis_py
+
+    from liveroom.broker import keys as K
+
+    hub = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_PAY_WINDOW_S="1", LIVEROOM_FRAME_RATE="0")
+    r_ = room()
+    host = await Client.connect(hub.base, r_, token("host", role="host", rooms=[r_]))
+    try:
+        sale = (await host.call("sale_create", sku="A", title="Hat", price=100, stock=3, limit=1))["sale"]
+        bought = await host.call("buy", sale=sale, qty=1, key="k")
+        assert bought["ok"] and bought["remaining"] == 2
+        with redis_py.Redis.from_url(redis1.url) as r:
+            r.zadd(K.room_keys(r_).pending, {"not-an-order\n": 0, "o1-x-s-1": 0})  # due first
+            r.sadd(K.SALE_ROOMS, "demo\n")
+        await host.wait_for(
+            lambda: any(e["type"] == "stock" and e["remaining"] == 3 for e in host.events),
+            timeout=8,
+            what="the unpaid order expired and its unit back in stock",
+        )
+    finally:
+        await host.close()
+
+
+async def test_anonymous_viewers_of_one_address_hold_few_rooms(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    hub = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_ANONYMOUS="1", LIVEROOM_MAX_ANON_ROOMS_PER_IP="3")
+    rooms = [room() for _ in range(4)]
+    async with aiohttp.ClientSession() as s:
+        held = [await s.ws_connect(hub.base + "/ws", params={"room": r_}) for r_ in rooms[:3]]
+        try:
+            assert await ws_status(hub.base, rooms[3], None) == 503  # a fourth room
+            assert await ws_status(hub.base, rooms[0], None) == 101  # more sockets in a room it holds
+            assert await ws_status(hub.base, rooms[3], token("signed-in")) == 101
+            await held[0].close()
+
+            async def another_room_taken() -> bool:  # once the hub has seen the close
+                return await ws_status(hub.base, rooms[3], None) == 101
+
+            await eventually(another_room_taken, what="a room freed, another taken")
+        finally:
+            for ws in held:
+                await ws.close()

@@ -171,15 +171,27 @@ class Sales:
         """Expire every order of `room` whose pay window has passed; returns how many."""
         n = 0
         for order in await self.broker.due_orders(room, now_ms()):
-            _, sale = parse_order_id(order)
-            try:
+            try:  # each order on its own: one bad entry never holds up the others
+                _, sale = parse_order_id(order)
                 await self.broker.order_release(room, order, sale, "expired")
             except Unavailable:
                 raise
-            except ReplyError:  # confirmed or cancelled meanwhile: nothing to expire
+            except ReplyError:  # confirmed or cancelled meanwhile, or not an order id of ours
                 continue
             n += 1
         return n
+
+    async def _expire_room(self, room: str) -> None:
+        """One room of a reaper round: its failure is logged, the round goes on."""
+        try:
+            expired = await self.expire_due(room)
+        except Unavailable:
+            raise  # the shard is gone: the rest of this registry's round would be too
+        except Exception:
+            log.exception("order reaper: room %r failed", room)
+            return
+        if expired:
+            log.info("room %s: %d unpaid orders expired", room, expired)
 
     async def reaper(self) -> None:
         """Every hub runs this; a short lock per shard lets one of them do each round."""
@@ -191,9 +203,7 @@ class Sales:
                     if not await self.broker.reaper_lock(registry, max(int(interval * 900), 100)):
                         continue
                     for room in await self.broker.sale_rooms(registry):
-                        expired = await self.expire_due(room)
-                        if expired:
-                            log.info("room %s: %d unpaid orders expired", room, expired)
+                        await self._expire_room(room)
                 except Unavailable as exc:
                     log.warning("order reaper: %s", exc)
                 except Exception:

@@ -75,6 +75,7 @@ class WsEndpoint:
         self.connections: set[Connection] = set()
         self._per_ip: Counter[str] = Counter()
         self._anon_per_ip: Counter[str] = Counter()
+        self._anon_rooms: dict[str, Counter[str]] = {}  # ip -> room -> anonymous sockets
         self._resumes: dict[str, tuple[float, float]] = {}  # ip -> (tokens, stamp): resume joins
         self._likes: dict[Connection, tuple[float, float]] = {}  # only sockets that tap have one
         self.max_connections = min(cfg.limits.max_connections, fd_budget())
@@ -91,6 +92,13 @@ class WsEndpoint:
                 if parts:
                     return parts[-min(self.cfg.server.forwarded_hops, len(parts))]
         return request.remote or "?"
+
+    def _too_many_rooms(self, ip: str, room: str) -> bool:
+        """An address's anonymous viewers hold sockets in at most max_anon_rooms_per_ip rooms:
+        a crawler of rooms costs a subscription and presence per room it holds."""
+        cap = self.cfg.limits.max_anon_rooms_per_ip
+        rooms = self._anon_rooms.get(ip)
+        return bool(cap and rooms and room not in rooms and len(rooms) >= cap)
 
     def _resume_allowed(self, ip: str) -> bool:
         """A resume from far back costs the hub a history read and a big frame: a few per
@@ -195,6 +203,8 @@ class WsEndpoint:
             refused = Refused(OVERLOADED, "too many connections from this address")
         elif anonymous and anon_limit and self._anon_per_ip[ip] >= anon_limit:
             refused = Refused(OVERLOADED, "too many anonymous connections from this address; sign in")
+        elif anonymous and self._too_many_rooms(ip, session.room):
+            refused = Refused(OVERLOADED, "anonymous viewers of this address are in too many rooms; sign in")
         elif since is not None and not self._resume_allowed(ip):
             refused = Refused(RATE_LIMITED, "reconnecting too often from this address; retry shortly")
         if refused is not None:
@@ -218,6 +228,7 @@ class WsEndpoint:
         self._per_ip[ip] += 1
         if anonymous:
             self._anon_per_ip[ip] += 1
+            self._anon_rooms.setdefault(ip, Counter())[session.room] += 1
         self.metrics.connections.inc()
         if self.cfg.limits.socket_sndbuf_bytes:
             sock = transport.get_extra_info("socket")
@@ -256,6 +267,13 @@ class WsEndpoint:
             self._anon_per_ip[conn.ip] -= 1
             if self._anon_per_ip[conn.ip] <= 0:
                 del self._anon_per_ip[conn.ip]
+            rooms = self._anon_rooms.get(conn.ip)
+            if rooms is not None:
+                rooms[conn.session.room] -= 1
+                if rooms[conn.session.room] <= 0:
+                    del rooms[conn.session.room]
+                if not rooms:
+                    del self._anon_rooms[conn.ip]
         self._likes.pop(conn, None)
         self.metrics.connections.dec()
 
