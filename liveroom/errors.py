@@ -30,6 +30,7 @@ NOT_STARTED: Final = "not_started"
 ENDED: Final = "ended"
 NO_SUCH_SALE: Final = "no_such_sale"
 NO_SUCH_DRAW: Final = "no_such_draw"
+DRAW_OPEN: Final = "draw_open"  # an addition: draw_start while the room has an open draw
 NO_SUCH_ORDER: Final = "no_such_order"
 CLOSED: Final = "closed"
 UNAVAILABLE: Final = "unavailable"
@@ -58,6 +59,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     ENDED: 409,
     NO_SUCH_SALE: 404,
     NO_SUCH_DRAW: 404,
+    DRAW_OPEN: 409,
     NO_SUCH_ORDER: 404,
     CLOSED: 409,
     UNAVAILABLE: 503,
@@ -97,6 +99,8 @@ MESSAGES: Final[dict[str, str]] = {
     CLOSED: "closed",
     NO_SUCH_SALE: "no such sale in this room",
     NO_SUCH_ORDER: "no such order",
+    NO_SUCH_DRAW: "no such draw in this room",
+    DRAW_OPEN: "a draw is already open in this room; wait for its result",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",

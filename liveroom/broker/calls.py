@@ -34,11 +34,17 @@ class Calls:
 
     def room_state(self, room: str) -> Call:
         k = K.room_keys(room)
-        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch()])
+        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws], [new_epoch()])
 
-    def room_comment(self, room: str, body: bytes, user: str, rate: float, burst: int) -> Call:
+    def room_comment(
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
+    ) -> Call:
+        """`norm`: the comment normalised for keyword draws ("" skips the draw check)."""
         k = K.room_keys(room)
-        return Call("room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user)], [*self._durable(k, body), user, rate, burst])
+        return Call(
+            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won],
+            [*self._durable(k, body), user, rate, burst, norm, name],
+        )  # fmt: skip
 
     def room_publish(self, room: str, body: bytes, meta_field: str, value: bytes) -> Call:
         k = K.room_keys(room)
@@ -96,3 +102,32 @@ class Calls:
     def order_confirm(self, room: str, order: str) -> Call:
         k = K.room_keys(room)
         return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
+
+    # -- draws (core/draws.py) ---------------------------------------------------------------
+
+    def draw_start(
+        self, room: str, body: bytes, draw: str, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool
+    ) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist],
+            [*self._durable(k, body), draw, info, seed_hex, keyword, ends_at, int(exclude)],
+        )  # fmt: skip
+
+    def draw_join(self, room: str, draw: str, user: str, name: str) -> Call:
+        k = K.room_keys(room)
+        return Call("draw_join", room, [k.draws, k.entrants, k.names, k.won], [draw, user, name])
+
+    def draw_claim(self, room: str, draw: str, ttl_ms: int) -> Call:
+        return Call("draw_claim", room, [K.room_keys(room).draws], [draw, self.hub_id, ttl_ms])
+
+    def draw_add(self, room: str, draw: str, exclude: bool, users: list[str]) -> Call:
+        k = K.room_keys(room)
+        return Call("draw_add", room, [k.draws, k.entrants, k.won], [draw, self.hub_id, int(exclude), *users])
+
+    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int, winners: list[str]) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.won, k.meta, k.hist],
+            [*self._durable(k, body), draw, result, counted, *winners],
+        )  # fmt: skip

@@ -26,6 +26,17 @@ class RoomKeys:
     orders: str  # HASH order id -> order JSON (status pending|confirmed|cancelled|expired)
     pending: str  # ZSET order id -> pay deadline ms: what the order reaper expires
     room_orders_stream: str  # the room's orders stream (Redis Cluster deployments)
+    # draws: `open` -> the open (or closing) draw's id; <draw>:info (msgpack public map) |
+    # :seed (hex) | :kw (normalised keyword) | :ends | :excl | :status (open|closing|closed)
+    # | :claim ("<hub> <until ms>") | :result (msgpack)
+    draws: str = ""
+    entrants: str = ""  # ZSET (all scores 0, so in code point order) of the open draw's entrants
+    names: str = ""  # HASH user -> display name, written when a user enters a draw
+    won: str = ""  # SET of users who have won a draw in this room (exclude_winners)
+
+    def draw_entrants(self, draw: str) -> str:
+        """ZSET of a closed draw's entrants: `entrants` renamed by the close (O(1))."""
+        return f"{PREFIX}:{{{self.room}}}:entrants:{draw}"
 
     def bought(self, sale: str) -> str:
         """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""
@@ -58,6 +69,10 @@ def room_keys(room: str) -> RoomKeys:
         orders=f"{t}:orders",
         pending=f"{t}:pending",
         room_orders_stream=f"{t}:orders:stream",
+        draws=f"{t}:draws",
+        entrants=f"{t}:entrants",
+        names=f"{t}:names",
+        won=f"{t}:won",
     )
 
 
@@ -70,6 +85,12 @@ SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
 SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
 # short lock so that one hub at a time runs a reaper round over a shard
 REAPER_LOCK = f"{PREFIX}:{{sales}}:reaper"
+
+
+# ZSET "<room> <draw>" -> ends_at ms, per shard (cluster: one key): what the draw closers
+# poll. A room's script cannot write it on a cluster (another slot), so it is written before
+# the draw_start script (and removed if that refuses): no draw can exist unindexed.
+DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
 
 
 def room_of_channel(channel: bytes | str) -> str:

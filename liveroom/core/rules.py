@@ -34,6 +34,14 @@ def clean_text(text: str, max_chars: int) -> str:
     return cleaned
 
 
+def normalise(text: str) -> str:
+    """Text as matching sees it: NFKC (full-width letters and digits become ASCII),
+    casefolded, every space removed. One function for everything that matches words in
+    comments (a keyword draw's keyword; the moderation word filter), so that both agree on
+    what "contains" means; Lua then only does a plain substring find."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
 def take_token(tokens: float, elapsed: float, rate: float, burst: float, n: float = 1.0) -> tuple[bool, float]:
     """`n` tokens from a bucket holding `tokens`, refilled at `rate`/s for `elapsed` s up to
     `burst`: (taken, tokens left). A function, so that a connection can keep its buckets as

@@ -10,10 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
+from liveroom.core.draws import Draws
 from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales, live_sales, parse_order_id
 from liveroom.core.session import Session
-from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, Refused, ReplyError
+from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_DRAW, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import loads_json
@@ -27,7 +28,11 @@ def error_response(code: str, message: str, status: int) -> web.Response:
 
 
 class HttpApi:
-    def __init__(self, ops: Ops, sales: Sales, broker: RedisBroker, auth: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, ops: Ops, sales: Sales, broker: RedisBroker, auth: Authenticator, metrics: Metrics,
+        draws: Draws | None = None,
+    ) -> None:  # fmt: skip
+        self.draws = draws
         self.ops = ops
         self.sales = sales
         self.broker = broker
@@ -46,6 +51,8 @@ class HttpApi:
             web.post("/api/rooms/{room}/sales", self.guard(self.op_from_body("sale_create"))),
             web.get("/api/rooms/{room}/sales/{sale}", self.guard(self.get_sale)),
             web.post("/api/rooms/{room}/sales/{sale}/close", self.guard(self.close_sale)),
+            web.post("/api/rooms/{room}/draws", self.guard(self.op_from_body("draw_start"))),
+            web.get("/api/rooms/{room}/draws/{draw}", self.guard(self.get_draw)),
             web.get("/api/orders/{order}", self.guard(self.get_order)),
             web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order)),
             web.post("/api/orders/{order}/cancel", self.guard(self.cancel_order)),
@@ -147,3 +154,18 @@ class HttpApi:
 
     async def cancel_order(self, request: web.Request, session: Session) -> dict[str, Any]:
         return await self.sales.cancel(request.match_info["order"])
+
+    async def get_draw(self, request: web.Request, session: Session) -> dict[str, Any]:
+        """The draw; after the close its seed, winners and a page of its entrants:
+        `?cursor=` (the previous page's `cursor`, absent for the first) `&count=` (1-10,000)."""
+        if self.draws is None:
+            raise ReplyError(NO_SUCH_DRAW, "draws are not enabled on this hub")
+        draw = F.check_id(request.match_info["draw"], "draw")
+        cursor = request.query.get("cursor", "")
+        if cursor:
+            F.check_input(cursor, "cursor")
+        try:
+            count = int(request.query.get("count", "1000"))
+        except ValueError:
+            raise ReplyError(BAD_FIELD, "count: must be an integer") from None
+        return await self.draws.view(session.room, draw, cursor, count)

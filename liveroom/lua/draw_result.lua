@@ -1,0 +1,33 @@
+-- draw_result.lua: store a draw's result and announce it, only if none is stored yet
+-- (two hubs racing to close one draw never publish two results).
+-- include: lib_publish.lua
+-- KEYS[1] draws  KEYS[2] entrants (open draw)  KEYS[3] this draw's entrants (after the close)
+-- KEYS[4] won  KEYS[5] meta  KEYS[6] hist
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `draw_result` without seq)
+-- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] draw id  ARGV[7] result (msgpack)
+-- ARGV[8] how many entrants the result was computed over  ARGV[9..] winner ids
+-- returns {seq, epoch}, {-1, 'closed'} when a result is already stored, or {-2, 'changed'}
+-- when the entrants changed since they were read (the claimant reads them again)
+local id = ARGV[6]
+local status = redis.call('HGET', KEYS[1], id .. ':status')
+if not status then
+  return {-1, 'no_such_draw'}
+end
+if status == 'closed' then
+  return {-1, 'closed'}
+end
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(ARGV[8]) then
+  return {-2, 'changed'}
+end
+redis.call('HSET', KEYS[1], id .. ':status', 'closed', id .. ':result', ARGV[7])
+redis.call('HDEL', KEYS[1], id .. ':claim')
+if redis.call('HGET', KEYS[1], 'open') == id then
+  redis.call('HDEL', KEYS[1], 'open')
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+end
+for i = 9, #ARGV do
+  redis.call('SADD', KEYS[4], ARGV[i])
+end
+return publish_durable(KEYS[5], KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
