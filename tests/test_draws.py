@@ -171,7 +171,7 @@ async def test_online_draw_takes_who_is_present_on_every_hub(hubs2: list[HubProc
     a, b = hubs2
     host = await Client.connect(a.base, r, host_token(r))
     here = [
-        await Client.connect(a.base, r, token("o1")),
+        await Client.connect(a.base, r, token("o1", name="Olga")),
         await Client.connect(b.base, r, token("o2")),
         await Client.connect(a.base, r, token("o3")),
         await Client.connect(b.base, r, token("o3")),  # one user on both hubs: one entrant
@@ -190,6 +190,8 @@ async def test_online_draw_takes_who_is_present_on_every_hub(hubs2: list[HubProc
         entrants = await verify(a.base, r, started, result)
         assert entrants == ["host", "o1", "o2", "o3"]  # the host is in the room too
         assert sorted(w["id"] for w in result["winners"]) == entrants
+        # names come from presence (the hub writes them when it registers a user)
+        assert {w["id"]: w["name"] for w in result["winners"]} == {**{u: u for u in entrants}, "o1": "Olga"}
     finally:
         for c in [host, *here]:
             await c.close()

@@ -54,15 +54,20 @@ class Calls:
         k = K.room_keys(room)
         return Call("room_like", room, [k.meta], [self.pubcmd, k.channel, n])
 
-    def presence_sync(self, room: str, ttl_ms: int, arrived: list[str], gone: list[str]) -> list[Call]:
-        """Chunked, so that one script never holds the shard for long."""
+    def presence_sync(
+        self, room: str, ttl_ms: int, arrived: list[str], gone: list[str], names: dict[str, str] | None = None
+    ) -> list[Call]:
+        """Chunked, so that one script never holds the shard for long. `names`: arrivals'
+        display names, sent as pairs after the departures."""
         k = K.room_keys(room)
-        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta]
+        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta, k.names]
+        names = names or {}
         step = PRESENCE_CHUNK
         return [
-            Call("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), *a, *g])
+            Call("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), len(g), *a, *g, *named])
             for i in range(0, max(len(arrived), len(gone), 1), step)
             for a, g in [(arrived[i : i + step], gone[i : i + step])]
+            for named in [[x for u in a if u in names for x in (u, names[u])]]
         ]
 
     def presence_beat(self, room: str, ttl_ms: int, expect: int) -> Call:

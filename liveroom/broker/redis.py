@@ -113,10 +113,13 @@ class RedisBroker:
         change = self._cmd(room).hdel(k.mutes, user) if until_ms is None else self._cmd(room).hset(k.mutes, user, until_ms)
         await bounded(change, self._timeout)
 
-    async def presence_sync(self, room: str, arrived: list[str], gone: list[str], ttl_ms: int) -> int:
-        """Make this hub's users of the room in Redis match `arrived`/`gone`; the online count."""
+    async def presence_sync(
+        self, room: str, arrived: list[str], gone: list[str], ttl_ms: int, names: dict[str, str] | None = None
+    ) -> int:
+        """Make this hub's users of the room in Redis match `arrived`/`gone`; the online count.
+        `names`: display names of arrivals, written to the room's names hash."""
         online = 0
-        for call in self.calls.presence_sync(room, ttl_ms, arrived, gone):
+        for call in self.calls.presence_sync(room, ttl_ms, arrived, gone, names or {}):
             online = int(await self._run(call))
         return online
 
