@@ -6,6 +6,8 @@ import hashlib
 from collections import Counter
 from itertools import count
 
+import pytest
+
 from liveroom.core.draws import commit_of, pick_winners
 from liveroom.core.rules import normalise
 
@@ -31,6 +33,18 @@ def test_pick_winners_is_the_protocol_algorithm() -> None:
     for seed in seeds(50):
         for k in (1, 3, 10, 42, 100):
             assert pick_winners(seed, users, k) == reference(seed, users, k)
+
+
+def test_the_fenwick_path_makes_the_same_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big pools use a Fenwick tree instead of list.pop: the same winners, in order."""
+    import liveroom.core.draws as D
+
+    monkeypatch.setattr(D, "POP_LIMIT", 0)
+    for n, k in ((1, 1), (2, 2), (7, 7), (100, 30), (1000, 1000), (4097, 50)):
+        users = [f"u{i}" for i in range(n)]
+        for seed in seeds(5):
+            assert D.pick_winners(seed, users, k) == reference(seed, users, k)
+            assert D.pick_winners(seed, sorted(users), k) == reference(seed, users, k)  # the closer's input
 
 
 def test_winners_are_distinct_and_at_most_the_pool() -> None:
@@ -71,3 +85,4 @@ def test_normalise_matches_case_width_and_spaces() -> None:
     assert "gift" in normalise("g i f t")
     assert normalise("Straße") == "strasse"
     assert "抽奖" in normalise("我要 抽 奖")
+    assert normalise("gi\u200bft") == "gift"  # a zero-width space cannot split the word

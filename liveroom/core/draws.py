@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -48,15 +49,60 @@ def commit_of(seed: bytes) -> str:
 
 def pick_winners(seed: bytes, entrants: Iterable[str], k: int) -> list[str]:
     """PROTOCOL.md's algorithm, exactly: draw i takes the pool member at
-    sha256(seed || i as 8 bytes big-endian) mod the pool's size, without replacement."""
-    pool = sorted(set(entrants))
-    winners: list[str] = []
-    i = 0
-    while pool and len(winners) < k:
-        h = int.from_bytes(hashlib.sha256(seed + i.to_bytes(8, "big")).digest(), "big")
-        winners.append(pool.pop(h % len(pool)))
-        i += 1
-    return winners
+    sha256(seed || i as 8 bytes big-endian) mod the pool's size, without replacement.
+
+    `list.pop(j)` moves the rest of the list: fine for small pools, but 10,000 winners of
+    1,000,000 entrants would move ~40 GB. Past POP_LIMIT the same picks are made with a
+    Fenwick tree over the sorted pool (the j-th remaining member in O(log n))."""
+    pool = list(entrants)
+    # the closer's entrants come sorted and distinct (ZRANGEBYLEX): checking is O(n), while
+    # sorted(set(...)) of a million ids costs about a second
+    if any(a >= b for a, b in zip(pool, itertools.islice(pool, 1, None))):
+        pool = sorted(set(pool))
+    k = min(k, len(pool))
+    if k * len(pool) <= POP_LIMIT:
+        winners: list[str] = []
+        for i in range(k):
+            winners.append(pool.pop(_draw_index(seed, i, len(pool))))
+        return winners
+    return [pool[j] for j in _picks_fenwick(seed, len(pool), k)]
+
+
+POP_LIMIT = 20_000_000  # pool size x winners under which list.pop is fast enough
+
+
+def _draw_index(seed: bytes, i: int, size: int) -> int:
+    return int.from_bytes(hashlib.sha256(seed + i.to_bytes(8, "big")).digest(), "big") % size
+
+
+def _picks_fenwick(seed: bytes, n: int, k: int) -> list[int]:
+    """The positions in the original sorted pool that `pop` would have taken, in order."""
+    tree = [0] * (n + 1)  # Fenwick tree of n ones: tree[i] = count of the range ending at i
+    for i in range(1, n + 1):
+        tree[i] += 1
+        j = i + (i & -i)
+        if j <= n:
+            tree[j] += tree[i]
+    top = 1 << (n.bit_length() - 1)
+    out = []
+    left = n
+    for i in range(k):
+        want = _draw_index(seed, i, left) + 1  # the want-th remaining member (1-based)
+        pos = 0
+        step = top
+        while step:
+            nxt = pos + step
+            if nxt <= n and tree[nxt] < want:
+                pos = nxt
+                want -= tree[nxt]
+            step >>= 1
+        out.append(pos)  # 0-based index of member pos+1
+        j = pos + 1
+        while j <= n:
+            tree[j] -= 1
+            j += j & -j
+        left -= 1
+    return out
 
 
 def is_anonymous(user: str) -> bool:
@@ -135,7 +181,8 @@ class Draws:
                 return False  # the claim was taken over: the other hub finishes
         pool = await self._read_entrants(room)
         seed = bytes.fromhex(claim.seed_hex)
-        winners = pick_winners(seed, pool, int(record.info["winners"]))
+        # CPU work on up to millions of ids: in a thread, so the hub's ticks go on
+        winners = await asyncio.to_thread(pick_winners, seed, pool, int(record.info["winners"]))
         names = await self.broker.draw_names(room, winners)
         shown = [{"id": w, "name": n if n is not None else w} for w, n in zip(winners, names)]
         body = events.pack(events.draw_result(draw, shown, len(pool), claim.seed_hex))
