@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import redis
 
-from liveroom.redis_local import RedisProcess
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess
 from tests.conftest import HUB_ENV
 from tests.support import Client, HubProcess, t, token
 
@@ -250,3 +250,33 @@ async def test_a_killed_hub_s_draw_is_closed_on_time_by_the_other(
     finally:
         await viewer.close()
         await host.close()
+
+
+async def test_keyword_and_online_draws_on_a_cluster(
+    start_hub: Callable[..., HubProcess], cluster3: RedisClusterProcesses
+) -> None:
+    """On a Redis Cluster the due index lives in its own slot (written before the start
+    script) and each room's draw keys in the room's: two hubs, three rooms (random ids: usually on more than one node)."""
+    hubs = [start_hub(LIVEROOM_REDIS_CLUSTER=cluster3.url, **HUB_ENV) for _ in range(2)]
+    rooms = [room() for _ in range(3)]
+    clients: list[Client] = []
+    try:
+        for i, r in enumerate(rooms):
+            h = await Client.connect(hubs[i % 2].base, r, host_token(r))
+            v = await Client.connect(hubs[(i + 1) % 2].base, r, token(f"k{i}", name=f"K{i}"))
+            clients += [h, v]
+            mode = "keyword" if i % 2 else "online"
+            reply = await h.call("draw_start", prize="Cap", winners=1, mode=mode, keyword="win", duration_s=1)
+            assert reply["ok"], reply
+            if mode == "keyword":
+                assert (await v.call("comment", text="WIN!"))["ok"]
+        for i, r in enumerate(rooms):
+            v = clients[2 * i + 1]
+            await v.wait_for(lambda v=v: results(v), timeout=6, what="draw_result on the cluster")
+            [result] = results(v)
+            started = v.of_type("draw_started")[0]["draw"]
+            entrants = await verify(hubs[0].base, r, started, result)
+            assert entrants == ([f"k{i}"] if i % 2 else ["host", f"k{i}"])
+    finally:
+        for c in clients:
+            await c.close()
