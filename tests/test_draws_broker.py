@@ -80,7 +80,7 @@ async def test_a_lapsed_claim_is_taken_over_and_one_result_is_stored(
     assert await one.draw_add(room, draw, False, ["late"]) == -1  # no longer hub one's close
     assert await draws_two.close(room, draw)
     assert await draws_one.close(room, draw)  # settled: nothing more published
-    assert await one.draw_result(room, draw, b"\x80", b"\x80", 0, []) == -1
+    assert await one.draw_result(room, draw, b"\x80", b"\x80", 0) == -1
     assert len(results_in_history(own_redis.url, room)) == 1
 
 

@@ -50,7 +50,7 @@ def test_every_call_of_a_room_stays_in_its_slot() -> None:
         calls.draw_join(room, "d1", "u", "U"),
         calls.draw_claim(room, "d1", 1000),
         calls.draw_add(room, "d1", False, ["u"]),
-        calls.draw_result(room, "d1", b"x", b"r", 1, ["u"]),
+        calls.draw_result(room, "d1", b"x", b"r", 1),
     ]
     for call in made:
         assert all("{shop:42}" in k for k in call.keys), call

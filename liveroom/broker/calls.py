@@ -130,9 +130,9 @@ class Calls:
         k = K.room_keys(room)
         return Call("draw_add", room, [k.draws, k.entrants, k.won], [draw, self.hub_id, int(exclude), *users])
 
-    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int, winners: list[str]) -> Call:
+    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int) -> Call:
         k = K.room_keys(room)
         return Call(
-            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.won, k.meta, k.hist],
-            [*self._durable(k, body), draw, result, counted, *winners],
+            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.meta, k.hist],
+            [*self._durable(k, body), draw, result, counted],
         )  # fmt: skip

@@ -251,13 +251,16 @@ class RedisBroker:
         nxt, found = await bounded(self._cmd(room).hscan(K.room_keys(room).ref, cursor, count=count), self._timeout)
         return int(nxt), [u.decode() for u in found]
 
-    async def draw_result(
-        self, room: str, draw: str, body: bytes, result: bytes, counted: int, winners: list[str]
-    ) -> int:
+    async def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int) -> int:
         """The draw_result event's seq; -1 when a result was already stored (another hub
         closed it), -2 when the entrants changed since they were read."""
-        seq, _ = await self._run(self.calls.draw_result(room, draw, body, result, counted, winners))
+        seq, _ = await self._run(self.calls.draw_result(room, draw, body, result, counted))
         return int(seq)
+
+    async def draw_mark_won(self, room: str, users: list[str]) -> None:
+        """Add winners to the room's `won` set, 1,000 per SADD (idempotent)."""
+        for i in range(0, len(users), 1000):
+            await bounded(self._cmd(room).sadd(K.room_keys(room).won, *users[i : i + 1000]), self._timeout)
 
     async def draw_names(self, room: str, users: list[str]) -> list[str | None]:
         out: list[str | None] = []

@@ -168,8 +168,10 @@ class Draws:
         """Close one due draw if this hub wins the claim; True when it is settled (closed
         by this hub or another, or gone) and can leave the due index."""
         claim = await self.broker.draw_claim(room, draw, CLAIM_TTL_MS)
-        if claim.status in ("gone", "closed"):
+        if claim.status == "gone":
             return True
+        if claim.status == "closed":  # by another hub, or by this one before a failure:
+            return await self._settle(room, draw)  # its winners may not be marked yet
         if claim.status != "ok":  # early, or another hub is closing it
             return False
         record = await self.broker.draw_record(room, draw)
@@ -187,12 +189,23 @@ class Draws:
         shown = [{"id": w, "name": n if n is not None else w} for w, n in zip(winners, names)]
         body = events.pack(events.draw_result(draw, shown, len(pool), claim.seed_hex))
         result = msgpack.packb({"winners": shown, "entrants": len(pool)})
-        seq = await self.broker.draw_result(room, draw, body, result, len(pool), winners)
+        seq = await self.broker.draw_result(room, draw, body, result, len(pool))
         if seq == -2:
             log.warning("draw %s/%s: entrants changed while closing; again next round", room, draw)
             return False
-        if seq > 0:
-            log.info("draw %s/%s closed: %d entrants, %d winners", room, draw, len(pool), len(winners))
+        if seq < 0:
+            return await self._settle(room, draw)
+        await self.broker.draw_mark_won(room, winners)
+        log.info("draw %s/%s closed: %d entrants, %d winners", room, draw, len(pool), len(winners))
+        return True
+
+    async def _settle(self, room: str, draw: str) -> bool:
+        """A closed draw leaves the due index only once its winners are in the room's `won`
+        set (exclude_winners): whichever hub finds it closed marks them again (idempotent),
+        so a hub dying between the result and the marking loses nothing."""
+        record = await self.broker.draw_record(room, draw)
+        if record is not None and record.result is not None:
+            await self.broker.draw_mark_won(room, [w["id"] for w in record.result["winners"]])
         return True
 
     async def _read_entrants(self, room: str) -> list[str]:

@@ -2,10 +2,12 @@
 -- (two hubs racing to close one draw never publish two results).
 -- include: lib_publish.lua
 -- KEYS[1] draws  KEYS[2] entrants (open draw)  KEYS[3] this draw's entrants (after the close)
--- KEYS[4] won  KEYS[5] meta  KEYS[6] hist
+-- KEYS[4] meta  KEYS[5] hist
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `draw_result` without seq)
 -- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] draw id  ARGV[7] result (msgpack)
--- ARGV[8] how many entrants the result was computed over  ARGV[9..] winner ids
+-- ARGV[8] how many entrants the result was computed over
+-- The winners are added to the room's `won` set afterwards, 1,000 per SADD, by whichever
+-- hub settles the draw (10,000 SADDs here held the shard ~20 ms: bench/RESULTS.md).
 -- returns {seq, epoch}, {-1, 'closed'} when a result is already stored, or {-2, 'changed'}
 -- when the entrants changed since they were read (the claimant reads them again)
 local id = ARGV[6]
@@ -27,7 +29,4 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[3])
 end
-for i = 9, #ARGV do
-  redis.call('SADD', KEYS[4], ARGV[i])
-end
-return publish_durable(KEYS[5], KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return publish_durable(KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
