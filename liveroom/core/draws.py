@@ -226,9 +226,12 @@ class Draws:
         while True:
             cursor, users = await self.broker.presence_scan(room, cursor, CHUNK)
             users = [u for u in users if not is_anonymous(u)]
-            for i in range(0, len(users), ADD_CHUNK):
-                if await self.broker.draw_add(room, draw, exclude, users[i : i + ADD_CHUNK]) < 0:
-                    return False
+            # a page's chunks at once: they leave in one write through the shard's pipeline
+            added = await asyncio.gather(
+                *(self.broker.draw_add(room, draw, exclude, users[i : i + ADD_CHUNK]) for i in range(0, len(users), ADD_CHUNK))
+            )
+            if any(n < 0 for n in added):
+                return False
             if cursor == 0:
                 return True
 

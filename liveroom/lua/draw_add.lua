@@ -11,10 +11,19 @@ local owner = string.match(redis.call('HGET', KEYS[1], id .. ':claim') or '', '^
 if owner ~= ARGV[2] then
   return -1
 end
-local n = 0
+local won = {}
+if ARGV[3] == '1' then
+  won = redis.call('SMISMEMBER', KEYS[3], unpack(ARGV, 4))
+end
+local args = {}
 for i = 4, #ARGV do
-  if ARGV[3] ~= '1' or redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 0 then
-    n = n + redis.call('ZADD', KEYS[2], 'NX', 0, ARGV[i])
+  if won[i - 3] ~= 1 then
+    args[#args + 1] = 0
+    args[#args + 1] = ARGV[i]
   end
 end
-return n
+if #args == 0 then
+  return 0
+end
+-- one ZADD for the whole chunk (ADD_CHUNK users: well under Lua's unpack limit)
+return redis.call('ZADD', KEYS[2], 'NX', unpack(args))
