@@ -77,9 +77,10 @@ async def test_a_lapsed_claim_is_taken_over_and_one_result_is_stored(
     assert (await two.draw_claim(room, draw, 300)).status == "busy"  # hub one holds the lease
     await asyncio.sleep(0.35)  # hub one "died" mid-close: its lease runs out
     assert (await two.draw_claim(room, draw, 300)).status == "ok"
-    assert await one.draw_add(room, draw, False, ["late"]) == -1  # no longer hub one's close
+    await one.draw_store_pool(room, draw, ["stale"])  # hub one's half-done close
     assert await draws_two.close(room, draw)
     assert await draws_one.close(room, draw)  # settled: nothing more published
+    assert (await draws_two.view(room, draw))["entrants"] == []  # hub two's pool, not hub one's
     assert await one.draw_result(room, draw, b"\x80", b"\x80", 0) == -1
     assert len(results_in_history(own_redis.url, room)) == 1
 

@@ -49,8 +49,8 @@ def test_every_call_of_a_room_stays_in_its_slot() -> None:
         calls.draw_start(room, b"x", "d1", b"i", "00", "gift", 1, False),
         calls.draw_join(room, "d1", "u", "U"),
         calls.draw_claim(room, "d1", 1000),
-        calls.draw_add(room, "d1", False, ["u"]),
-        calls.draw_result(room, "d1", b"x", b"r", 1),
+        calls.draw_result(room, "d1", b"x", b"r", 1, False),
+        calls.draw_result(room, "d1", b"x", b"r", 1, True),
     ]
     for call in made:
         assert all("{shop:42}" in k for k in call.keys), call

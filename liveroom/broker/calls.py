@@ -126,13 +126,11 @@ class Calls:
     def draw_claim(self, room: str, draw: str, ttl_ms: int) -> Call:
         return Call("draw_claim", room, [K.room_keys(room).draws], [draw, self.hub_id, ttl_ms])
 
-    def draw_add(self, room: str, draw: str, exclude: bool, users: list[str]) -> Call:
+    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int, online: bool) -> Call:
+        """`online`: the entrants are this hub's sorted pool list, not the `entrants` set."""
         k = K.room_keys(room)
-        return Call("draw_add", room, [k.draws, k.entrants, k.won], [draw, self.hub_id, int(exclude), *users])
-
-    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int) -> Call:
-        k = K.room_keys(room)
+        pool = [k.online_pool(draw, self.hub_id)] if online else []
         return Call(
-            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.meta, k.hist],
+            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.meta, k.hist, *pool],
             [*self._durable(k, body), draw, result, counted],
         )  # fmt: skip

@@ -35,8 +35,14 @@ class RoomKeys:
     won: str = ""  # SET of users who have won a draw in this room (exclude_winners)
 
     def draw_entrants(self, draw: str) -> str:
-        """ZSET of a closed draw's entrants: `entrants` renamed by the close (O(1))."""
+        """A closed draw's entrants: `entrants` (ZSET) renamed by the close (O(1)); for an
+        `online` draw the claimant's sorted LIST (`online_pool`) renamed."""
         return f"{PREFIX}:{{{self.room}}}:entrants:{draw}"
+
+    def online_pool(self, draw: str, hub_id: str) -> str:
+        """LIST: the users present at an online draw's close, sorted, as one claimant read
+        them (its own key, so a hub that took the claim over never mixes with it)."""
+        return f"{PREFIX}:{{{self.room}}}:pool:{draw}:{hub_id}"
 
     def bought(self, sale: str) -> str:
         """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""

@@ -226,8 +226,32 @@ class RedisBroker:
             return DrawClaim(out[0].decode())
         return DrawClaim("ok", out[1].decode(), out[2] == b"1")
 
-    async def draw_add(self, room: str, draw: str, exclude: bool, users: list[str]) -> int:
-        return int(await self._run(self.calls.draw_add(room, draw, exclude, users)))
+    async def draw_store_pool(self, room: str, draw: str, pool: list[str]) -> None:
+        """An online draw's sorted pool as this hub's LIST, 10,000 per RPUSH (in order)."""
+        key = K.room_keys(room).online_pool(draw, self.hub_id)
+        await bounded(self._cmd(room).unlink(key), self._timeout)
+        for i in range(0, len(pool), 10_000):
+            await bounded(self._cmd(room).rpush(key, *pool[i : i + 10_000]), self._timeout)
+
+    async def draw_drop_pool(self, room: str, draw: str) -> None:
+        await bounded(self._cmd(room).unlink(K.room_keys(room).online_pool(draw, self.hub_id)), self._timeout)
+
+    async def draw_pool_page(self, room: str, draw: str, start: int, count: int) -> list[str]:
+        """A closed online draw's entrants by position (LRANGE: O(start + count))."""
+        ids = await bounded(
+            self._cmd(room).lrange(K.room_keys(room).draw_entrants(draw), start, start + count - 1), self._timeout
+        )
+        return [i.decode() for i in ids]
+
+    async def draw_won(self, room: str) -> set[str]:
+        """Everyone who has won a draw in the room (SSCAN, 10,000 per step)."""
+        out: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, found = await bounded(self._cmd(room).sscan(K.room_keys(room).won, cursor, count=10_000), self._timeout)
+            out.update(u.decode() for u in found)
+            if int(cursor) == 0:
+                return out
 
     def _entrants_key(self, room: str, closed_draw: str | None) -> str:
         k = K.room_keys(room)
@@ -251,10 +275,12 @@ class RedisBroker:
         nxt, found = await bounded(self._cmd(room).hscan(K.room_keys(room).ref, cursor, count=count), self._timeout)
         return int(nxt), [u.decode() for u in found]
 
-    async def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int) -> int:
+    async def draw_result(
+        self, room: str, draw: str, body: bytes, result: bytes, counted: int, online: bool = False
+    ) -> int:
         """The draw_result event's seq; -1 when a result was already stored (another hub
         closed it), -2 when the entrants changed since they were read."""
-        seq, _ = await self._run(self.calls.draw_result(room, draw, body, result, counted))
+        seq, _ = await self._run(self.calls.draw_result(room, draw, body, result, counted, online))
         return int(seq)
 
     async def draw_mark_won(self, room: str, users: list[str]) -> None:

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 CLOSER_INTERVAL_S = 0.2  # how often every hub looks for due draws
 CLAIM_TTL_MS = 15_000  # a close not finished in this long may be taken over by another hub
-CHUNK = 10_000  # entrants per Redis call when reading them (and presence per HSCAN step)
-ADD_CHUNK = 1_000  # users per draw_add call (online draws): ~1 ms of script time
+CHUNK = 10_000  # entrants per Redis call when reading them (ZRANGEBYLEX: ~1.5 ms at 1M)
+# presence hash fields per HSCAN step: a hash costs Redis several times a sorted set per
+# element scanned (HSCAN COUNT 10000 of a 1M hash: 17 ms mean here, COUNT 1000: 1.5 ms)
+PRESENCE_SCAN = 1_000
 PAGE_MAX = 10_000  # entrants per page of GET .../draws/{id}
 
 
@@ -149,7 +151,7 @@ class Draws:
     async def view(self, room: str, draw: str, cursor: str = "", count: int = 1000) -> dict[str, Any]:
         """GET .../draws/{id}: the draw; after the close its seed, winners, the entrant
         count and one page of entrants in code point order (the sorted pool of the
-        algorithm), from after `cursor` (the last id of the previous page)."""
+        algorithm), from `cursor` (opaque: the previous page's `cursor`)."""
         record = await self.broker.draw_record(room, draw)
         if record is None:
             raise ReplyError(NO_SUCH_DRAW, "no such draw in this room")
@@ -159,8 +161,14 @@ class Draws:
             return {"draw": out}
         out.update(seed=record.seed_hex, winners=record.result["winners"], entrants=record.result["entrants"])
         count = max(1, min(count, PAGE_MAX))
-        page = await self.broker.draw_entrants(room, draw, cursor, count)
-        return {"draw": out, "entrants": page, "cursor": page[-1] if len(page) == count else None}
+        if record.info["mode"] == "online":  # a sorted list: the cursor is a position
+            start = int(cursor) if cursor.isdigit() else 0
+            page = await self.broker.draw_pool_page(room, draw, start, count)
+            nxt = str(start + count) if len(page) == count else None
+        else:  # a sorted set: the cursor is the last id of the page (ZRANGEBYLEX)
+            page = await self.broker.draw_entrants(room, draw, cursor, count)
+            nxt = page[-1] if len(page) == count else None
+        return {"draw": out, "entrants": page, "cursor": nxt}
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -177,11 +185,12 @@ class Draws:
         record = await self.broker.draw_record(room, draw)
         if record is None:
             return True
-        mode = record.info["mode"]
-        if mode == "online":
-            if not await self._enter_present(room, draw, claim.exclude):
-                return False  # the claim was taken over: the other hub finishes
-        pool = await self._read_entrants(room)
+        online = record.info["mode"] == "online"
+        if online:
+            pool = await self._present(room, claim.exclude)
+            await self.broker.draw_store_pool(room, draw, pool)
+        else:
+            pool = await self._read_entrants(room)
         seed = bytes.fromhex(claim.seed_hex)
         # CPU work on up to millions of ids: in a thread, so the hub's ticks go on
         winners = await asyncio.to_thread(pick_winners, seed, pool, int(record.info["winners"]))
@@ -189,11 +198,13 @@ class Draws:
         shown = [{"id": w, "name": n if n is not None else w} for w, n in zip(winners, names)]
         body = events.pack(events.draw_result(draw, shown, len(pool), claim.seed_hex))
         result = msgpack.packb({"winners": shown, "entrants": len(pool)})
-        seq = await self.broker.draw_result(room, draw, body, result, len(pool))
+        seq = await self.broker.draw_result(room, draw, body, result, len(pool), online)
         if seq == -2:
             log.warning("draw %s/%s: entrants changed while closing; again next round", room, draw)
             return False
         if seq < 0:
+            if online:
+                await self.broker.draw_drop_pool(room, draw)  # another hub's pool was kept
             return await self._settle(room, draw)
         await self.broker.draw_mark_won(room, winners)
         log.info("draw %s/%s closed: %d entrants, %d winners", room, draw, len(pool), len(winners))
@@ -219,21 +230,21 @@ class Draws:
                 return pool
             after = page[-1]
 
-    async def _enter_present(self, room: str, draw: str, exclude: bool) -> bool:
-        """Online draws: the users present on every hub (the presence hash), HSCAN'd in
-        chunks into the entrants; False if this hub lost the claim meanwhile."""
+    async def _present(self, room: str, exclude: bool) -> list[str]:
+        """Online draws: the signed-in users present on any hub (the presence hash, HSCAN'd
+        PRESENCE_SCAN at a time), sorted. Stored as this hub's own sorted LIST, which the result
+        script renames to the draw's entrants: appending to a list costs Redis a fraction of
+        inserting a million members into a sorted set (bench/RESULTS.md)."""
+        users: set[str] = set()
         cursor = 0
         while True:
-            cursor, users = await self.broker.presence_scan(room, cursor, CHUNK)
-            users = [u for u in users if not is_anonymous(u)]
-            # a page's chunks at once: they leave in one write through the shard's pipeline
-            added = await asyncio.gather(
-                *(self.broker.draw_add(room, draw, exclude, users[i : i + ADD_CHUNK]) for i in range(0, len(users), ADD_CHUNK))
-            )
-            if any(n < 0 for n in added):
-                return False
+            cursor, page = await self.broker.presence_scan(room, cursor, PRESENCE_SCAN)
+            users.update(u for u in page if not is_anonymous(u))
             if cursor == 0:
-                return True
+                break
+        if exclude:
+            users -= await self.broker.draw_won(room)
+        return await asyncio.to_thread(sorted, users)
 
     async def _close_task(self, room: str, draw: str) -> None:
         try:
