@@ -86,3 +86,17 @@ def test_normalise_matches_case_width_and_spaces() -> None:
     assert normalise("Straße") == "strasse"
     assert "抽奖" in normalise("我要 抽 奖")
     assert normalise("gi\u200bft") == "gift"  # a zero-width space cannot split the word
+
+
+def test_draw_start_parses_exclude_winners() -> None:
+    from liveroom.errors import ReplyError
+    from liveroom.protocol import frames as F
+
+    base = {"t": "draw_start", "prize": "Mug", "winners": 3, "mode": "join", "duration_s": 30}
+    assert F.parse(base) == F.DrawStart("Mug", 3, "join", "", 30, False)
+    assert F.parse({**base, "exclude_winners": True}).exclude_winners is True  # type: ignore[union-attr]
+    with pytest.raises(ReplyError) as exc:
+        F.parse({**base, "exclude_winners": "yes"})
+    assert exc.value.code == "bad_field"
+    with pytest.raises(ReplyError):
+        F.parse({**base, "mode": "keyword"})  # keyword required
