@@ -157,7 +157,9 @@ class Draws:
             raise ReplyError(NO_SUCH_DRAW, "no such draw in this room")
         out: dict[str, Any] = {**record.info, "status": record.status}
         if record.result is None:
-            out["entrants"] = await self.broker.draw_entrant_count(room, None) if record.status == "open" else None
+            # so far; an online draw's entrants are known only at the close
+            counted = record.status == "open" and record.info["mode"] != "online"
+            out["entrants"] = await self.broker.draw_entrant_count(room, None) if counted else None
             return {"draw": out}
         out.update(seed=record.seed_hex, winners=record.result["winners"], entrants=record.result["entrants"])
         count = max(1, min(count, PAGE_MAX))
