@@ -30,6 +30,7 @@ NOT_STARTED: Final = "not_started"
 ENDED: Final = "ended"
 NO_SUCH_SALE: Final = "no_such_sale"
 NO_SUCH_DRAW: Final = "no_such_draw"
+DRAW_OPEN: Final = "draw_open"  # an addition: draw_start while the room has an open draw
 NO_SUCH_ORDER: Final = "no_such_order"
 NO_SUCH_MILESTONE: Final = "no_such_milestone"
 NO_SUCH_ROOM: Final = "no_such_room"  # the room was never created (PUT /api/rooms/{room})
@@ -60,6 +61,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     ENDED: 409,
     NO_SUCH_SALE: 404,
     NO_SUCH_DRAW: 404,
+    DRAW_OPEN: 409,
     NO_SUCH_ORDER: 404,
     NO_SUCH_MILESTONE: 404,
     NO_SUCH_ROOM: 404,
@@ -105,6 +107,8 @@ MESSAGES: Final[dict[str, str]] = {
     NO_SUCH_ORDER: "no such order",
     NO_SUCH_MILESTONE: "no such milestone in this room",
     NO_SUCH_ROOM: "no such room",
+    NO_SUCH_DRAW: "no such draw in this room",
+    DRAW_OPEN: "a draw is already open in this room; wait for its result",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from liveroom.protocol.events import FIELDS, SALE_FIELDS
+from liveroom.protocol.events import DRAW_FIELDS, FIELDS, SALE_FIELDS
 from tests.support import Client, HubProcess, token
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
@@ -45,8 +45,10 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
         await viewer.send({"t": "like", "n": 3})  # likes, and the milestone it crosses
         assert (await viewer.call("buy", sale=one, qty=1, key="k1"))["ok"]  # stock, then sold_out
         assert (await host.call("sale_close", sale=other))["ok"]  # a sale event from the close
+        draw = (await host.call("draw_start", prize="Mug", winners=1, mode="join", duration_s=1))["draw"]
+        assert (await viewer.call("join_draw", draw=draw))["ok"]  # draw_started, then draw_result
         want = set(FIELDS)
-        await viewer.wait_for(lambda: want <= {e["type"] for e in viewer.events}, what=f"every event type: {want}")
+        await viewer.wait_for(lambda: want <= {e["type"] for e in viewer.events}, timeout=8, what=f"every event type: {want}")
         late = await Client.connect(hub.base, room, token("late"))
         await late.close()
     finally:
@@ -57,6 +59,8 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
         assert set(e) - {"type"} == FIELDS[e["type"]], e
         if e["type"] == "sale":
             assert set(e["sale"]) == SALE_FIELDS, e
+        if e["type"] == "draw_started":
+            assert set(e["draw"]) == DRAW_FIELDS, e
 
     for e in viewer.events:
         check(e)

@@ -88,3 +88,29 @@ async def test_online_milestone_and_the_http_api(start_hub: Callable[..., HubPro
     finally:
         for c in viewers:
             await c.close()
+
+
+async def test_a_milestone_with_a_draw_starts_it(start_hub: Callable[..., HubProcess], redis1: RedisProcess) -> None:
+    """'At 100 likes, a draw': the crossing fires the milestone, then the draw starts by itself
+    (once, from the hub whose flush crossed it) and closes with a result for everyone."""
+    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, **FAST) for _ in range(2)]
+    room = "ms" + uuid.uuid4().hex[:8]
+    host = await Client.connect(hubs[0].base, room, token("host", role="host", rooms=[room]))
+    fans = [await Client.connect(hubs[i % 2].base, room, token(f"f{i}")) for i in range(6)]
+    try:
+        draw = {"prize": "a scarf", "winners": 1, "mode": "online", "duration_s": 2}
+        r = await host.call("milestone_set", kind="likes", value=100, reward="a draw!", draw=draw)
+        assert r["ok"], r
+        bad = await host.call("milestone_set", kind="likes", value=200, draw={"prize": "x", "winners": 0})
+        assert not bad["ok"] and bad["error"]["code"] == "bad_field"  # the draw is checked when set
+        await asyncio.gather(*(c.send({"t": "like", "n": 20}) for c in fans))  # 120 likes, two hubs
+        for c in [host, *fans]:
+            await c.wait_for(lambda c=c: bool(c.of_type("draw_result")), timeout=10, what="the milestone's draw result")
+        for c in [host, *fans]:
+            assert milestones(c) == [("likes", 100, "a draw!")]
+            assert len(c.of_type("draw_started")) == 1 and c.of_type("draw_started")[0]["draw"]["prize"] == "a scarf"
+        results = {repr(c.of_type("draw_result")[0]) for c in [host, *fans]}
+        assert len(results) == 1  # everyone saw the same winner
+    finally:
+        for c in [host, *fans]:
+            await c.close()

@@ -44,7 +44,13 @@ def test_every_call_of_a_room_stays_in_its_slot() -> None:
         calls.sale_buy(room, "s1", "u", 1, "k", "o-", 900_000, b"x"),
         calls.order_release(room, "o1", "s1", "cancelled"),
         calls.order_confirm(room, "o1"),
-        *calls.presence_sync(room, 10_000, ["a"], ["b"]),
+        *calls.presence_sync(room, 10_000, ["a"], ["b"], {"a": "A"}),
+        calls.room_comment(room, b"x", "u", 0, 0, "gift", "U"),
+        calls.draw_start(room, b"x", "d1", b"i", "00", "gift", 1, False),
+        calls.draw_join(room, "d1", "u", "U"),
+        calls.draw_claim(room, "d1", 1000),
+        calls.draw_result(room, "d1", b"x", b"r", 1, False),
+        calls.draw_result(room, "d1", b"x", b"r", 1, True),
     ]
     for call in made:
         assert all("{shop:42}" in k for k in call.keys), call

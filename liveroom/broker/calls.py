@@ -34,11 +34,17 @@ class Calls:
 
     def room_state(self, room: str, create: bool = True) -> Call:
         k = K.room_keys(room)
-        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales], [new_epoch() if create else ""])
+        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws], [new_epoch() if create else ""])
 
-    def room_comment(self, room: str, body: bytes, user: str, rate: float, burst: int) -> Call:
+    def room_comment(
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
+    ) -> Call:
+        """`norm`: the comment normalised for keyword draws ("" skips the draw check)."""
         k = K.room_keys(room)
-        return Call("room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user)], [*self._durable(k, body), user, rate, burst])
+        return Call(
+            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won],
+            [*self._durable(k, body), user, rate, burst, norm, name],
+        )  # fmt: skip
 
     def room_publish(self, room: str, body: bytes, meta_field: str, value: bytes) -> Call:
         k = K.room_keys(room)
@@ -48,15 +54,20 @@ class Calls:
         k = K.room_keys(room)
         return Call("room_like", room, [k.meta, k.hist, k.milestones], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
 
-    def presence_sync(self, room: str, ttl_ms: int, arrived: list[str], gone: list[str]) -> list[Call]:
-        """Chunked, so that one script never holds the shard for long."""
+    def presence_sync(
+        self, room: str, ttl_ms: int, arrived: list[str], gone: list[str], names: dict[str, str] | None = None
+    ) -> list[Call]:
+        """Chunked, so that one script never holds the shard for long. `names`: arrivals'
+        display names, sent as pairs after the departures."""
         k = K.room_keys(room)
-        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta]
+        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta, k.names]
+        names = names or {}
         step = PRESENCE_CHUNK
         return [
-            Call("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), *a, *g])
+            Call("presence_sync", room, keys, [self.hub_id, ttl_ms, len(a), len(g), *a, *g, *named])
             for i in range(0, max(len(arrived), len(gone), 1), step)
             for a, g in [(arrived[i : i + step], gone[i : i + step])]
+            for named in [[x for u in a if u in names for x in (u, names[u])]]
         ]
 
     def presence_beat(self, room: str, ttl_ms: int, expect: int) -> Call:
@@ -101,3 +112,30 @@ class Calls:
     def order_confirm(self, room: str, order: str) -> Call:
         k = K.room_keys(room)
         return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
+
+    # -- draws (core/draws.py) ---------------------------------------------------------------
+
+    def draw_start(
+        self, room: str, body: bytes, draw: str, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool
+    ) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist],
+            [*self._durable(k, body), draw, info, seed_hex, keyword, ends_at, int(exclude)],
+        )  # fmt: skip
+
+    def draw_join(self, room: str, draw: str, user: str, name: str) -> Call:
+        k = K.room_keys(room)
+        return Call("draw_join", room, [k.draws, k.entrants, k.names, k.won], [draw, user, name])
+
+    def draw_claim(self, room: str, draw: str, ttl_ms: int) -> Call:
+        return Call("draw_claim", room, [K.room_keys(room).draws], [draw, self.hub_id, ttl_ms])
+
+    def draw_result(self, room: str, draw: str, body: bytes, result: bytes, counted: int, online: bool) -> Call:
+        """`online`: the entrants are this hub's sorted pool list, not the `entrants` set."""
+        k = K.room_keys(room)
+        pool = [k.online_pool(draw, self.hub_id)] if online else []
+        return Call(
+            "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.meta, k.hist, *pool],
+            [*self._durable(k, body), draw, result, counted],
+        )  # fmt: skip

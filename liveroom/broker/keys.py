@@ -28,6 +28,23 @@ class RoomKeys:
     room_orders_stream: str  # the room's orders stream (Redis Cluster deployments)
     milestones: str  # HASH id -> msgpack {kind, every | value, reward, event, draw, fired}
     info: str = ""  # HASH title, description, created_at, created_by, updated_at: the room was created on purpose
+    # draws: `open` -> the open (or closing) draw's id; <draw>:info (msgpack public map) |
+    # :seed (hex) | :kw (normalised keyword) | :ends | :excl | :status (open|closing|closed)
+    # | :claim ("<hub> <until ms>") | :result (msgpack)
+    draws: str = ""
+    entrants: str = ""  # ZSET (all scores 0, so in code point order) of the open draw's entrants
+    names: str = ""  # HASH user -> display name, written when a user enters a draw
+    won: str = ""  # SET of users who have won a draw in this room (exclude_winners)
+
+    def draw_entrants(self, draw: str) -> str:
+        """A closed draw's entrants: `entrants` (ZSET) renamed by the close (O(1)); for an
+        `online` draw the claimant's sorted LIST (`online_pool`) renamed."""
+        return f"{PREFIX}:{{{self.room}}}:entrants:{draw}"
+
+    def online_pool(self, draw: str, hub_id: str) -> str:
+        """LIST: the users present at an online draw's close, sorted, as one claimant read
+        them (its own key, so a hub that took the claim over never mixes with it)."""
+        return f"{PREFIX}:{{{self.room}}}:pool:{draw}:{hub_id}"
 
     def bought(self, sale: str) -> str:
         """HASH user -> units held (pending + confirmed) in one sale: the per-user limit."""
@@ -62,6 +79,10 @@ def room_keys(room: str) -> RoomKeys:
         room_orders_stream=f"{t}:orders:stream",
         milestones=f"{t}:milestones",
         info=f"{t}:room",
+        draws=f"{t}:draws",
+        entrants=f"{t}:entrants",
+        names=f"{t}:names",
+        won=f"{t}:won",
     )
 
 
@@ -74,6 +95,12 @@ SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
 SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
 # short lock so that one hub at a time runs a reaper round over a shard
 REAPER_LOCK = f"{PREFIX}:{{sales}}:reaper"
+
+
+# ZSET "<room> <draw>" -> ends_at ms, per shard (cluster: one key): what the draw closers
+# poll. A room's script cannot write it on a cluster (another slot), so it is written before
+# the draw_start script (and removed if that refuses): no draw can exist unindexed.
+DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
 
 
 def room_of_channel(channel: bytes | str) -> str:

@@ -14,14 +14,14 @@ from typing import Any
 import msgpack
 
 from liveroom.broker import keys as K
-from liveroom.broker.base import Beat, BrokerEvents, RoomState, SaleRecord
+from liveroom.broker.base import Beat, BrokerEvents, DrawClaim, DrawRecord, RoomState, SaleRecord
 from liveroom.broker.calls import Call, Calls
 from liveroom.broker.scripts import Scripts
 from liveroom.broker.subscriptions import Subscriptions
 from liveroom.broker.topology import Cluster, Shards, Topology, bounded
 from liveroom.broker.wire import parse_message, room_state, sale_records
 from liveroom.config import RedisConfig
-from liveroom.errors import MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
+from liveroom.errors import DRAW_OPEN, MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,12 @@ class RedisBroker:
         )
         return [(int(entry_id.split(b"-", 1)[0]), fields[b"e"]) for entry_id, fields in entries]
 
-    async def publish_comment(self, room: str, body: bytes, user: str, rate: float, burst: int) -> tuple[int, str]:
-        """(seq, epoch); refused `muted` or `rate_limited` (the allowance over all hubs)."""
-        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst))
+    async def publish_comment(
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
+    ) -> tuple[int, str]:
+        """(seq, epoch); refused `muted` or `rate_limited` (the allowance over all hubs).
+        `norm` (the normalised text) lets the comment enter an open keyword draw."""
+        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst, norm, name))
         if seq == -1:
             until = int(epoch)
             raise refusal(MUTED, "" if until < 0 else f"until {until}")
@@ -131,10 +134,13 @@ class RedisBroker:
         change = self._cmd(room).hdel(k.mutes, user) if until_ms is None else self._cmd(room).hset(k.mutes, user, until_ms)
         await bounded(change, self._timeout)
 
-    async def presence_sync(self, room: str, arrived: list[str], gone: list[str], ttl_ms: int) -> int:
-        """Make this hub's users of the room in Redis match `arrived`/`gone`; the online count."""
+    async def presence_sync(
+        self, room: str, arrived: list[str], gone: list[str], ttl_ms: int, names: dict[str, str] | None = None
+    ) -> int:
+        """Make this hub's users of the room in Redis match `arrived`/`gone`; the online count.
+        `names`: display names of arrivals, written to the room's names hash."""
         online = 0
-        for call in self.calls.presence_sync(room, ttl_ms, arrived, gone):
+        for call in self.calls.presence_sync(room, ttl_ms, arrived, gone, names or {}):
             online = int(await self._run(call))
         return online
 
@@ -231,3 +237,128 @@ class RedisBroker:
 
     async def reaper_lock(self, registry: Any, ttl_ms: int) -> bool:
         return bool(await bounded(registry.set(K.REAPER_LOCK, self.hub_id, nx=True, px=ttl_ms), self._timeout))
+
+    # -- lucky draws -----------------------------------------------------------------------
+
+    async def draw_start(
+        self, room: str, draw: str, body: bytes, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool
+    ) -> tuple[int, str]:
+        """(seq, epoch); refused `draw_open`. Indexed as due first (a cluster's index is in
+        another slot than the room: no script can write both), unindexed if refused."""
+        member = f"{room} {draw}"
+        await bounded(self._cmd(room).zadd(K.DRAWS_DUE, {member: ends_at}), self._timeout)
+        seq, epoch = await self._run(self.calls.draw_start(room, body, draw, info, seed_hex, keyword, ends_at, exclude))
+        if int(seq) < 0:
+            await bounded(self._cmd(room).zrem(K.DRAWS_DUE, member), self._timeout)
+            raise refusal(DRAW_OPEN)
+        return int(seq), epoch.decode()
+
+    async def draw_join(self, room: str, draw: str, user: str, name: str) -> bool:
+        """True when the user entered now, False when already in; refusals raised."""
+        out = await self._run(self.calls.draw_join(room, draw, user, name))
+        if out[0] != b"ok":
+            raise refusal(out[1].decode(), out[2].decode())
+        return bool(int(out[1]))
+
+    async def draw_claim(self, room: str, draw: str, ttl_ms: int) -> DrawClaim:
+        out = await self._run(self.calls.draw_claim(room, draw, ttl_ms))
+        if out[0] != b"ok":
+            return DrawClaim(out[0].decode())
+        return DrawClaim("ok", out[1].decode(), out[2] == b"1")
+
+    async def draw_store_pool(self, room: str, draw: str, pool: list[str]) -> None:
+        """An online draw's sorted pool as this hub's LIST, 10,000 per RPUSH (in order)."""
+        key = K.room_keys(room).online_pool(draw, self.hub_id)
+        await bounded(self._cmd(room).unlink(key), self._timeout)
+        for i in range(0, len(pool), 10_000):
+            await bounded(self._cmd(room).rpush(key, *pool[i : i + 10_000]), self._timeout)
+
+    async def draw_drop_pool(self, room: str, draw: str) -> None:
+        await bounded(self._cmd(room).unlink(K.room_keys(room).online_pool(draw, self.hub_id)), self._timeout)
+
+    async def draw_pool_page(self, room: str, draw: str, start: int, count: int) -> list[str]:
+        """A closed online draw's entrants by position (LRANGE: O(start + count))."""
+        ids = await bounded(
+            self._cmd(room).lrange(K.room_keys(room).draw_entrants(draw), start, start + count - 1), self._timeout
+        )
+        return [i.decode() for i in ids]
+
+    async def draw_won(self, room: str) -> set[str]:
+        """Everyone who has won a draw in the room (SSCAN, 10,000 per step)."""
+        out: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, found = await bounded(self._cmd(room).sscan(K.room_keys(room).won, cursor, count=10_000), self._timeout)
+            out.update(u.decode() for u in found)
+            if int(cursor) == 0:
+                return out
+
+    def _entrants_key(self, room: str, closed_draw: str | None) -> str:
+        k = K.room_keys(room)
+        return k.draw_entrants(closed_draw) if closed_draw else k.entrants
+
+    async def draw_entrants(self, room: str, closed_draw: str | None, after: str, count: int) -> list[str]:
+        """Up to `count` entrants after `after` ("" = from the start), in code point order
+        (ZRANGEBYLEX from an exclusive bound: O(log N + count), never a whole big set)."""
+        lo = "(" + after if after else "-"
+        ids = await bounded(
+            self._cmd(room).zrangebylex(self._entrants_key(room, closed_draw), lo, "+", start=0, num=count),
+            self._timeout,
+        )
+        return [i.decode() for i in ids]
+
+    async def draw_entrant_count(self, room: str, closed_draw: str | None) -> int:
+        return int(await bounded(self._cmd(room).zcard(self._entrants_key(room, closed_draw)), self._timeout))
+
+    async def presence_scan(self, room: str, cursor: int, count: int) -> tuple[int, list[str]]:
+        """One HSCAN step over the room's presence (users present on any hub)."""
+        nxt, found = await bounded(self._cmd(room).hscan(K.room_keys(room).ref, cursor, count=count), self._timeout)
+        return int(nxt), [u.decode() for u in found]
+
+    async def draw_result(
+        self, room: str, draw: str, body: bytes, result: bytes, counted: int, online: bool = False
+    ) -> int:
+        """The draw_result event's seq; -1 when a result was already stored (another hub
+        closed it), -2 when the entrants changed since they were read."""
+        seq, _ = await self._run(self.calls.draw_result(room, draw, body, result, counted, online))
+        return int(seq)
+
+    async def draw_mark_won(self, room: str, users: list[str]) -> None:
+        """Add winners to the room's `won` set, 1,000 per SADD (idempotent)."""
+        for i in range(0, len(users), 1000):
+            await bounded(self._cmd(room).sadd(K.room_keys(room).won, *users[i : i + 1000]), self._timeout)
+
+    async def draw_names(self, room: str, users: list[str]) -> list[str | None]:
+        out: list[str | None] = []
+        for i in range(0, len(users), 1000):
+            got = await bounded(self._cmd(room).hmget(K.room_keys(room).names, users[i : i + 1000]), self._timeout)
+            out.extend(g.decode() if g is not None else None for g in got)
+        return out
+
+    async def draw_record(self, room: str, draw: str) -> DrawRecord | None:
+        fields = ["info", "status", "seed", "result"]
+        got = await bounded(
+            self._cmd(room).hmget(K.room_keys(room).draws, [f"{draw}:{f}" for f in fields]), self._timeout
+        )
+        info, status, seed, result = got
+        if info is None:
+            return None
+        return DrawRecord(
+            id=draw,
+            info=msgpack.unpackb(info),
+            status=status.decode(),
+            seed_hex=seed.decode(),
+            result=msgpack.unpackb(result) if result else None,
+        )
+
+    async def due_draws(self, registry: Any, now_ms: int, count: int) -> list[tuple[str, str]]:
+        """(room, draw) pairs of the registry whose ends_at has passed."""
+        members = await bounded(registry.zrangebyscore(K.DRAWS_DUE, "-inf", now_ms, start=0, num=count), self._timeout)
+        out = []
+        for m in members:
+            room, _, draw = m.decode().partition(" ")
+            out.append((room, draw))
+        return out
+
+    async def draw_done(self, room: str, draw: str) -> None:
+        await bounded(self._cmd(room).zrem(K.DRAWS_DUE, f"{room} {draw}"), self._timeout)

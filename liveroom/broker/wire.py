@@ -52,8 +52,10 @@ def sale_records(fields: dict[bytes, bytes]) -> list[SaleRecord]:
 
 
 def room_state(reply: list[Any]) -> RoomState:
-    """room_state.lua's reply: {meta as a flat list, online, first seq in history, sales flat}."""
-    flat, online, first, sales = reply
+    """room_state.lua's reply: {meta as a flat list, online, first seq in history, sales flat,
+    open draw (msgpack) or nil}."""
+    flat, online, first, sales = reply[:4]
+    draw = reply[4] if len(reply) > 4 else None
     meta = dict(zip(flat[::2], flat[1::2]))
     pinned = meta.get(b"pinned")
     return RoomState(
@@ -70,4 +72,5 @@ def room_state(reply: list[Any]) -> RoomState:
         orders_pending=int(meta.get(b"orders_pending", 0)),
         gmv_confirmed=int(meta.get(b"gmv_confirmed", 0)),
         gmv_pending=int(meta.get(b"gmv_pending", 0)),
+        draw=msgpack.unpackb(draw) if draw else None,
     )

@@ -143,7 +143,7 @@ class Hub:
         room, state = await self._room(room_id)
         # counted now, so a racing leave cannot undercount; it reaches Redis with the next
         # tick, and the welcome counts it already
-        first_here = self.presence.arrived(room, viewer.user_id)
+        first_here = self.presence.arrived(room, viewer.user_id, user.get("name", ""))
         try:
             state = await self.resync.settle(room, state)
             have = state.seq  # what the viewer has: the state, or where it resumes from

@@ -15,13 +15,14 @@ from liveroom.broker.base import Broker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.milestones import Milestones
-from liveroom.core.rules import clean_text
+from liveroom.core.rules import clean_text, normalise
 from liveroom.core.session import Session
 from liveroom.errors import FORBIDDEN, UNKNOWN_OP, ReplyError
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
 if TYPE_CHECKING:
+    from liveroom.core.draws import Draws
     from liveroom.core.sales import Sales
 
 
@@ -33,7 +34,9 @@ Result = dict[str, Any] | None
 
 
 class Ops:
-    def __init__(self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales", milestones: Milestones) -> None:
+    def __init__(
+        self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales", milestones: Milestones, draws: "Draws | None" = None
+    ) -> None:
         self.cfg = cfg
         self.hub = hub
         self.broker = broker
@@ -51,6 +54,9 @@ class Ops:
             F.MilestoneSet: milestones.set,
             F.MilestoneRemove: milestones.remove,
         }
+        if draws is not None:
+            self._handlers[F.DrawStart] = draws.start
+            self._handlers[F.JoinDraw] = draws.join
 
     async def handle(self, s: Session, op: F.Op) -> Result:
         if isinstance(op, F.HOST_OPS) and not s.is_host:
@@ -67,9 +73,11 @@ class Ops:
         event = events.comment(s.user(), text, now_ms())
         room = self.cfg.room
         # the allowance is counted over all hubs, in room_comment.lua: one bucket per user
+        # the normalised text lets room_comment.lua enter the author in an open keyword draw
         seq, _ = await self.broker.publish_comment(
-            s.room, events.pack(event), s.identity.id, room.comment_rate, room.comment_burst
-        )
+            s.room, events.pack(event), s.identity.id, room.comment_rate, room.comment_burst,
+            normalise(text), s.identity.name,
+        )  # fmt: skip
         return {"seq": seq}
 
     async def like(self, s: Session, op: F.Like) -> Result:

@@ -44,12 +44,15 @@ class Presence:
         self._draws = draws  # milestones a beat found crossed that start a draw
         self._todo: set[Room] = set()
 
-    def arrived(self, room: Room, user: str) -> bool:
-        """Count one more connection of `user`; True when it is the user's first here."""
+    def arrived(self, room: Room, user: str, name: str = "") -> bool:
+        """Count one more connection of `user`; True when it is the user's first here.
+        `name` goes to Redis with the arrival (an online draw's winners are shown by name)."""
         first = room.users[user] == 0
         room.users[user] += 1
         if first:
             self._changed(room, user)
+            if name and not user.startswith("anon:"):
+                room.names[user] = name
         room.empty_since = None
         return first
 
@@ -79,12 +82,16 @@ class Presence:
 
     async def _sync(self, room: Room) -> None:
         changed, room.changed = room.changed, set()
+        names, room.names = room.names, {}
         arrived = [u for u in changed if u in room.users]
         gone = [u for u in changed if u not in room.users]
         try:
-            online = await self.broker.presence_sync(room.id, arrived, gone, self.cfg.hub_ttl_ms)
+            online = await self.broker.presence_sync(
+                room.id, arrived, gone, self.cfg.hub_ttl_ms, {u: names[u] for u in arrived if u in names}
+            )
         except BaseException:
             room.changed |= changed
+            room.names = {**names, **room.names}
             self._todo.add(room)
             raise
         finally:

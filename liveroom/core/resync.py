@@ -45,7 +45,7 @@ def welcome(room: Room, state: RoomState, user: dict[str, str], recovered: bool)
             "likes": max(room.likes, state.likes),
             "pinned": state.pinned,
             "sales": live_sales(state.sales),
-            "draw": None,
+            "draw": state.draw,  # the open draw's public map (never its seed), or None
         },
         "recovered": recovered,
     }

@@ -56,6 +56,9 @@ class Room:
     # presence: users who came or went, not yet in Redis; a presence_sync in flight
     changed: set[str] = field(default_factory=set)
     syncing: bool = False
+    # display names of users who arrived, until the next presence_sync writes them to the
+    # room's names hash (winners of an `online` draw are shown by name): transient
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:

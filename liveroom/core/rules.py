@@ -47,6 +47,14 @@ def clean_line(text: str, max_chars: int) -> str:
             continue
         out.append(ch)
     return " ".join("".join(out).split())[:max_chars].rstrip()
+def normalise(text: str) -> str:
+    """Text as matching sees it: NFKC (full-width letters and digits become ASCII),
+    casefolded, every space removed. One function for everything that matches words in
+    comments (a keyword draw's keyword; the moderation word filter), so that both agree on
+    what "contains" means; Lua then only does a plain substring find. Control and format
+    characters (zero widths, bidi marks) are dropped too, so they cannot split a word."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
 def take_token(tokens: float, elapsed: float, rate: float, burst: float, n: float = 1.0) -> tuple[bool, float]:

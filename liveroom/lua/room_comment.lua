@@ -4,6 +4,10 @@
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] history maxlen  ARGV[6] user id
 -- ARGV[7] comments/s allowed (0 = no limit)  ARGV[8] burst
+-- Keyword draws (optional, KEYS[5..8] draws, entrants, names, won; ARGV[9] the comment
+-- normalised by core/rules.py `normalise`, ARGV[10] the user's display name): a comment
+-- that contains the open keyword draw's (normalised) keyword enters its author, in the
+-- same atomic step as the comment (a plain substring find: Python normalised both).
 -- returns {seq, epoch}, {-1, muted_until_ms} (-1 = forever) when the user is muted, or
 -- {-2, 0} when the user is over the rate (counted over all hubs: a user with sockets on
 -- several hubs gets one allowance, not one per hub)
@@ -31,4 +35,17 @@ if rate > 0 then
   redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate * 1000) + 1000)
 end
 redis.call('HINCRBY', KEYS[1], 'comments', 1)
+if KEYS[5] and ARGV[9] ~= '' then
+  local id = redis.call('HGET', KEYS[5], 'open')
+  if id then
+    local kw = redis.call('HGET', KEYS[5], id .. ':kw')
+    if kw and kw ~= '' and redis.call('HGET', KEYS[5], id .. ':status') == 'open'
+      and now_ms() < tonumber(redis.call('HGET', KEYS[5], id .. ':ends'))
+      and string.find(ARGV[9], kw, 1, true)
+      and (redis.call('HGET', KEYS[5], id .. ':excl') ~= '1' or redis.call('SISMEMBER', KEYS[8], ARGV[6]) == 0) then
+      redis.call('ZADD', KEYS[6], 'NX', 0, ARGV[6])
+      redis.call('HSET', KEYS[7], ARGV[6], ARGV[10])
+    end
+  end
+end
 return publish_durable(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])

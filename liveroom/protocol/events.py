@@ -27,9 +27,13 @@ FIELDS: dict[str, frozenset[str]] = {
     "stock": frozenset({"sale", "remaining"}),
     "sold_out": frozenset({"seq", "sale"}),
     "milestone": frozenset({"seq", "kind", "value", "reward"}),
+    "draw_started": frozenset({"seq", "draw"}),
+    "draw_result": frozenset({"seq", "draw", "winners", "entrants", "seed"}),
 }
 # the `sale` map of `sale` events, welcome.state.sales and GET .../sales/{id}
 SALE_FIELDS = frozenset({"id", "sku", "title", "price", "stock", "initial", "limit", "starts_at", "ends_at", "status"})
+# the `draw` map of `draw_started` events, welcome.state.draw and GET .../draws/{id}
+DRAW_FIELDS = frozenset({"id", "prize", "winners", "mode", "keyword", "ends_at", "commit"})
 DURABLE = frozenset(t for t, f in FIELDS.items() if "seq" in f)
 
 
@@ -91,3 +95,12 @@ def online(count: int) -> Event:
 
 def stock(sale_id: str, remaining: int) -> Event:
     return {"type": "stock", "sale": sale_id, "remaining": remaining}
+
+
+def draw_started(draw: dict[str, Any]) -> Event:
+    """`draw`: the public draw map (never the seed: only its commit)."""
+    return {"type": "draw_started", "draw": {k: draw[k] for k in DRAW_FIELDS}}
+
+
+def draw_result(draw_id: str, winners: list[dict[str, str]], entrants: int, seed_hex: str) -> Event:
+    return {"type": "draw_result", "draw": draw_id, "winners": winners, "entrants": entrants, "seed": seed_hex}

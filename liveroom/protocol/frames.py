@@ -167,6 +167,7 @@ class DrawStart:
     mode: str
     keyword: str
     duration_s: int
+    exclude_winners: bool = False  # users who already won a draw in this room don't enter
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +306,7 @@ def _draw_start(m: dict[str, Any]) -> DrawStart:
         mode=mode,
         keyword=keyword,
         duration_s=_int(m, "duration_s", 1, 24 * 3600, required=False, default=60),
+        exclude_winners=_flag(m, "exclude_winners"),
     )
 
 
@@ -328,6 +330,13 @@ def _milestone_set(m: dict[str, Any]) -> MilestoneSet:
 
 def _milestone_remove(m: dict[str, Any]) -> MilestoneRemove:
     return MilestoneRemove(_id(m, "milestone"))
+def _flag(m: dict[str, Any], key: str) -> bool:
+    v = m.get(key)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise ReplyError(BAD_FIELD, f"{key}: must be true or false")
+    return v
 
 
 def _mute(m: dict[str, Any]) -> Mute:

@@ -14,6 +14,7 @@ from aiohttp import web
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
+from liveroom.core.draws import Draws
 from liveroom.core.hub import Hub
 from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops
@@ -48,12 +49,13 @@ def build_app(cfg: Config) -> web.Application:
     metrics = Metrics()
     auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)
     broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len)
-    milestones = Milestones(broker, draws=None)  # draws land with issue 11's draws part
+    draws = Draws(cfg, broker)
+    milestones = Milestones(broker, draws)  # a milestone with a draw starts it
     hub = Hub(cfg, broker, metrics, milestones)
     sales = Sales(cfg, broker)
-    ops = Ops(cfg, hub, broker, sales, milestones)
+    ops = Ops(cfg, hub, broker, sales, milestones, draws)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)
-    api = HttpApi(ops, sales, milestones, broker, auth, metrics)
+    api = HttpApi(ops, sales, milestones, broker, auth, metrics, draws)
     app[HUB], app[WS], app[BROKER] = hub, ws, broker
     app.router.add_get("/ws", ws.handle)
     app.router.add_routes(api.routes(internal=not cfg.server.internal_port))
@@ -65,9 +67,11 @@ def build_app(cfg: Config) -> web.Application:
         ws.start()
         unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
+        closer = asyncio.create_task(draws.closer(), name="draw-closer")
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
         reaper.cancel()
+        closer.cancel()
         await ws.drain()
         await ws.stop()
         await hub.stop()

@@ -10,12 +10,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
+from liveroom.core.draws import Draws
 from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops, now_ms
 from liveroom.core.rules import clean_line
 from liveroom.core.sales import Sales, live_sales, parse_order_id
 from liveroom.core.session import Session
-from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_ROOM, Refused, ReplyError
+from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_DRAW, NO_SUCH_ROOM, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import loads_json
@@ -33,8 +34,10 @@ def error_response(code: str, message: str, status: int) -> web.Response:
 
 class HttpApi:
     def __init__(
-        self, ops: Ops, sales: Sales, milestones: Milestones, broker: RedisBroker, auth: Authenticator, metrics: Metrics
-    ) -> None:
+        self, ops: Ops, sales: Sales, milestones: Milestones, broker: RedisBroker, auth: Authenticator, metrics: Metrics,
+        draws: Draws | None = None,
+    ) -> None:  # fmt: skip
+        self.draws = draws
         self.ops = ops
         self.sales = sales
         self.milestones = milestones
@@ -64,6 +67,8 @@ class HttpApi:
             web.post("/api/rooms/{room}/milestones", self.guard(self.op_from_body("milestone_set"))),
             web.get("/api/rooms/{room}/milestones", self.guard(self.list_milestones)),
             web.delete("/api/rooms/{room}/milestones/{milestone}", self.guard(self.remove_milestone)),
+            web.post("/api/rooms/{room}/draws", self.guard(self.op_from_body("draw_start"))),
+            web.get("/api/rooms/{room}/draws/{draw}", self.guard(self.get_draw)),
             # orders: their scripts answer no_such_order for a room that does not exist
             web.get("/api/orders/{order}", self.guard(self.get_order, need="host_or_shop", exists=False)),
             web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order, need="shop", exists=False)),
@@ -211,3 +216,18 @@ class HttpApi:
 
     async def cancel_order(self, request: web.Request, session: Session) -> dict[str, Any]:
         return await self.sales.cancel(request.match_info["order"])
+
+    async def get_draw(self, request: web.Request, session: Session) -> dict[str, Any]:
+        """The draw; after the close its seed, winners and a page of its entrants:
+        `?cursor=` (the previous page's `cursor`, absent for the first) `&count=` (1-10,000)."""
+        if self.draws is None:
+            raise ReplyError(NO_SUCH_DRAW, "draws are not enabled on this hub")
+        draw = F.check_id(request.match_info["draw"], "draw")
+        cursor = request.query.get("cursor", "")
+        if cursor:
+            F.check_input(cursor, "cursor")
+        try:
+            count = int(request.query.get("count", "1000"))
+        except ValueError:
+            raise ReplyError(BAD_FIELD, "count: must be an integer") from None
+        return await self.draws.view(session.room, draw, cursor, count)

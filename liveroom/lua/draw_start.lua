@@ -1,0 +1,19 @@
+-- draw_start.lua: open a lucky draw in a room: stored and announced in one atomic step.
+-- include: lib_publish.lua
+-- KEYS[1] draws  KEYS[2] entrants (of the open draw)  KEYS[3] meta  KEYS[4] hist
+-- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `draw_started` without seq)
+-- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] draw id  ARGV[7] info (msgpack public map)
+-- ARGV[8] seed (hex)  ARGV[9] normalised keyword  ARGV[10] ends_at ms  ARGV[11] exclude (0|1)
+-- returns {seq, epoch}, or {-1, 'draw_open'} while another draw of the room is not closed
+local open = redis.call('HGET', KEYS[1], 'open')
+if open and redis.call('HGET', KEYS[1], open .. ':status') ~= 'closed' then
+  return {-1, 'draw_open'}
+end
+local id = ARGV[6]
+if redis.call('HEXISTS', KEYS[1], id .. ':status') == 1 then
+  return redis.error_reply('draw id already used')
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'open', id, id .. ':info', ARGV[7], id .. ':seed', ARGV[8], id .. ':kw', ARGV[9],
+  id .. ':ends', ARGV[10], id .. ':excl', ARGV[11], id .. ':status', 'open')
+return publish_durable(KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
