@@ -39,6 +39,8 @@ def test_locustfile_headless_run(
             "LIVEROOM_SECRETS": SECRET,
             "LIVEROOM_ROOM": "locust-" + uuid.uuid4().hex[:8],
             "LIVEROOM_MILESTONE": "50",  # the host sets a likes milestone: milestone_set must succeed
+            "LIVEROOM_DRAWS": "1",  # and starts a 2 s join draw that the DrawerUsers enter
+            "LIVEROOM_DRAW_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -52,7 +54,7 @@ def test_locustfile_headless_run(
         "--csv", str(tmp_path / "run"),
         "--only-summary",
         "--stop-timeout", "2",
-        "ViewerUser", "CommenterUser", "HostUser",
+        "ViewerUser", "CommenterUser", "HostUser", "DrawerUser",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=t(60))
     output = proc.stdout[-4000:] + proc.stderr[-6000:]
@@ -64,7 +66,7 @@ def test_locustfile_headless_run(
     assert comment["Type"] == "WS"
     assert int(comment["Request Count"]) > 0
     assert int(comment["Failure Count"]) == 0, output
-    for name in ("comment_delivery", "comment_seen", "connect", "notice", "milestone_set"):
+    for name in ("comment_delivery", "comment_seen", "connect", "notice", "milestone_set", "draw_start", "join_draw", "draw_result_delay"):
         assert name in stats, f"no {name} entries:\n{output}"
         assert int(stats[name]["Request Count"]) > 0
         assert int(stats[name]["Failure Count"]) == 0, output
