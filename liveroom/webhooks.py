@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from liveroom.broker import keys as K
+from liveroom.broker.scripts import source
 from liveroom.config import Config, WebhooksConfig
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ DELIVERY = "X-Liveroom-Delivery"
 EVENT = "X-Liveroom-Event"
 ATTEMPT = "X-Liveroom-Attempt"
 BLOCK_MS = 1000  # one XREADGROUP waits at most this long for new entries
+FORGET_EVERY_S = 60.0  # how often consumers of processes long gone are removed from the group
 _INTS = ("qty", "amount", "ts")
 
 
@@ -98,6 +100,8 @@ class StreamWorker:
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self._freed = asyncio.Event()
         self.delivered = 0
+        self._forget = r.register_script(source("webhook_forget"))
+        self._forgot_at = 0.0
 
     async def ensure_group(self) -> None:
         try:
@@ -160,7 +164,22 @@ class StreamWorker:
                     self._spawn(entry_id, fields)
             start = res[0]
             if start in (b"0-0", "0-0"):
-                return
+                break
+        now = asyncio.get_running_loop().time()
+        if now - self._forgot_at >= FORGET_EVERY_S:
+            self._forgot_at = now
+            await self.forget_gone()
+
+    async def forget_gone(self, min_idle_ms: int | None = None) -> int:
+        """Remove consumers with nothing pending and idle 10 x claim_idle_s (at least 10
+        minutes): one is left behind by every hub that stops; a live one that is removed is
+        created again by its next read."""
+        if min_idle_ms is None:
+            min_idle_ms = int(max(10 * self.cfg.claim_idle_s, 600) * 1000)
+        gone = int(await self._forget(keys=[self.stream], args=[self.cfg.group, min_idle_ms, self.consumer]))
+        if gone:
+            log.info("webhooks: %s: forgot %d consumer(s) of stopped processes", self.stream, gone)
+        return gone
 
     def _spawn(self, entry_id: bytes | str, fields: dict[bytes, bytes]) -> None:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -23,6 +23,7 @@ import redis
 from aiohttp import web
 
 from liveroom import webhooks
+from liveroom.config import WebhooksConfig
 from liveroom.redis_local import RedisProcess, free_port
 from tests.support import ROOT, Client, HubProcess, eventually, t, token
 
@@ -206,6 +207,31 @@ async def test_the_webhooks_command(start_hub: Callable[..., HubProcess], redis1
     finally:
         proc.terminate()
         assert proc.wait(t(10)) == 0
+
+
+async def test_stopped_consumers_are_forgotten(redis1: RedisProcess) -> None:
+    """A consumer holding nothing pending and idle long enough leaves the group; one that
+    holds an entry, and the caller, stay."""
+    import redis.asyncio as aioredis
+
+    stream = "lr:test-forget-" + uuid.uuid4().hex[:8]
+    cfg = WebhooksConfig(url="http://127.0.0.1:9/", secret="s", group="g")
+    r = aioredis.Redis.from_url(redis1.url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            w = webhooks.StreamWorker(cfg, r, stream, "me", http)
+            await w.ensure_group()
+            await r.xgroup_createconsumer(stream, "g", "idle-empty")
+            await r.xadd(stream, {"event": "created", "order": "o1"})
+            await r.xreadgroup("g", "idle-holding", {stream: ">"}, count=1)
+            await r.xgroup_createconsumer(stream, "g", "me")  # as idle, but the caller
+            await asyncio.sleep(0.3)
+            assert await w.forget_gone(min_idle_ms=200) == 1
+            names = {c["name"] for c in await r.xinfo_consumers(stream, "g")}
+            assert names == {b"idle-holding", b"me"}
+    finally:
+        await r.delete(stream)
+        await r.aclose()
 
 
 def test_signature_backoff_payload() -> None:
