@@ -23,6 +23,7 @@ import redis
 from aiohttp import web
 
 from liveroom import webhooks
+from liveroom.broker.sharding import shard_of
 from liveroom.config import WebhooksConfig
 from liveroom.redis_local import RedisProcess, free_port
 from tests.support import ROOT, Client, HubProcess, eventually, t, token
@@ -100,7 +101,7 @@ def hook_env(redis_url: str, rec: Receiver, group: str) -> dict[str, str]:
         "LIVEROOM_WEBHOOK_TIMEOUT_S": "0.5",
         "LIVEROOM_WEBHOOK_RETRY_BASE_S": "0.1",
         "LIVEROOM_WEBHOOK_RETRY_MAX_S": "0.5",
-        "LIVEROOM_WEBHOOK_CLAIM_IDLE_S": "2",
+        "LIVEROOM_WEBHOOK_CLAIM_IDLE_S": "1.5",  # > retry_max_s + timeout_s
     }
 
 
@@ -182,28 +183,41 @@ async def test_every_order_event_delivered_signed_across_a_restart(
     assert ours == want | later
 
 
-async def test_the_webhooks_command(start_hub: Callable[..., HubProcess], redis1: RedisProcess, receiver: Receiver) -> None:
-    """`liveroom webhooks` delivers for hubs that leave it to it (webhooks.in_hubs = false)."""
+async def test_the_webhooks_command_two_shards(
+    start_hub: Callable[..., HubProcess], shards2: list[RedisProcess], receiver: Receiver
+) -> None:
+    """`liveroom webhooks` delivers for hubs that leave it to it (webhooks.in_hubs = false),
+    from both shards' orders streams (on Redis and on Valkey: shards2 runs both)."""
     group = "wh-" + uuid.uuid4().hex[:8]
-    env = {**hook_env(redis1.url, receiver, group), "LIVEROOM_WEBHOOK_IN_HUBS": "0"}
+    urls = ",".join(p.url for p in shards2)
+    env = {**hook_env(urls, receiver, group), "LIVEROOM_WEBHOOK_IN_HUBS": "0"}
     h = start_hub(**env)
     proc = subprocess.Popen([sys.executable, "-m", "liveroom", "webhooks"], env={**os.environ, **env}, cwd=ROOT)
     try:
-        # the group exists once the command has started (created at `$`): wait for it
-        def has_group() -> bool:
-            r = redis.Redis.from_url(redis1.url)
-            try:
-                return any(g["name"] == group.encode() for g in r.xinfo_groups("lr:orders"))
-            finally:
-                r.close()
+        # the groups exist once the command has started (created at `$`): wait for them
+        def has_groups() -> bool:
+            for p in shards2:
+                r = redis.Redis.from_url(p.url)
+                try:
+                    if not r.exists("lr:orders") or not any(g["name"] == group.encode() for g in r.xinfo_groups("lr:orders")):
+                        return False
+                finally:
+                    r.close()
+            return True
 
-        await eventually(has_group, timeout=10, what="the command's consumer group")
-        room = "hook" + uuid.uuid4().hex[:8]
-        sale = await open_sale(h.base, room)
-        o = await buy(h.base, room, sale, "cmd1")
-        await order_op(h.base, room, o, "cancel")
-        want = {f"{o}:created", f"{o}:cancelled"}
-        await eventually(lambda: want <= receiver.delivered.keys(), timeout=10, what="events through the command")
+        await eventually(has_groups, timeout=10, what="the command's consumer groups")
+        rooms: dict[int, str] = {}
+        while len(rooms) < 2:  # a room on each shard
+            r_ = "hook" + uuid.uuid4().hex[:8]
+            rooms.setdefault(shard_of(r_, 2), r_)
+        want = set()
+        for room in rooms.values():
+            sale = await open_sale(h.base, room)
+            o = await buy(h.base, room, sale, "cmd1")
+            await order_op(h.base, room, o, "cancel")
+            want |= {f"{o}:created", f"{o}:cancelled"}
+        await eventually(lambda: want <= receiver.delivered.keys(), timeout=10, what="events of both shards")
+        assert not receiver.bad
     finally:
         proc.terminate()
         assert proc.wait(t(10)) == 0
