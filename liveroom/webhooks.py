@@ -224,13 +224,15 @@ class StreamWorker:
             ATTEMPT: str(attempt),
         }
         try:
+            # the answer's body is not read: only its status counts (a redirect is a failure)
             async with self.http.post(self.cfg.url, data=body, headers=headers, allow_redirects=False) as resp:
-                await resp.read()
                 if 200 <= resp.status < 300:
                     return True
-                log.info("webhooks: %s answered %d (attempt %d)", p["id"], resp.status, attempt)
+                why = f"answered {resp.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            log.info("webhooks: %s: %s (attempt %d)", p["id"], type(exc).__name__, attempt)
+            why = type(exc).__name__
+        # the first failure of an entry at INFO, its retries at DEBUG, giving up at WARNING
+        log.log(logging.INFO if attempt == 1 else logging.DEBUG, "webhooks: %s %s (attempt %d)", p["id"], why, attempt)
         return False
 
 
