@@ -144,6 +144,9 @@ class StreamWorker:
                         ready = False  # the stream or group went away (a Redis without persistence restarted)
                     log.warning("webhooks: %s: %s", self.stream, exc)
                     await asyncio.sleep(1.0)
+                except Exception:  # never let one surprise stop the deliveries for good
+                    log.exception("webhooks: %s", self.stream)
+                    await asyncio.sleep(1.0)
         finally:
             tasks = list(self.inflight.values())
             for task in tasks:
