@@ -1,4 +1,4 @@
-"""`liveroom serve` and `liveroom token`.
+"""`liveroom serve`, `liveroom token` and `liveroom webhooks` (order webhooks only, liveroom/webhooks.py).
 
 serve: with no Redis configured, starts a local one (redis_local.py) for the life of the
 command. `--workers N` (or `auto`) runs N hub processes on one port with SO_REUSEPORT, so a
@@ -311,6 +311,36 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
+def webhooks(args: argparse.Namespace) -> int:
+    """Deliver order webhooks without serving viewers (docs/shop.md); until SIGTERM/SIGINT."""
+    from liveroom import webhooks as hooks_mod
+
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"liveroom: config: {exc}", file=sys.stderr)
+        return 2
+    if not cfg.webhooks.url:
+        print("liveroom: webhooks: no webhooks.url (or LIVEROOM_WEBHOOK_URL) configured", file=sys.stderr)
+        return 2
+    if cfg.redis.cluster or not cfg.redis.urls:
+        print("liveroom: webhooks: needs redis.urls (standalone shards; a Redis Cluster is not supported yet)", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        hooks = hooks_mod.Webhooks(cfg.webhooks, cfg.redis.urls, hooks_mod.consumer_name(), cfg.redis.timeout_ms / 1000)
+        hooks.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await hooks.stop()
+
+    asyncio.run(run())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("LIVEROOM_LOG", "INFO").upper(),
@@ -339,7 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--role", default="viewer", choices=["viewer", "host", "shop", "admin"])
     t.add_argument("--rooms", help="comma-separated room ids")
     t.add_argument("--ttl", type=int, default=24 * 3600)
+    w = sub.add_parser("webhooks", help="deliver order webhooks only (no viewers): docs/shop.md")
+    w.add_argument("--config", help="path of config.toml (default: $LIVEROOM_CONFIG)")
     args = p.parse_args(argv)
+    if args.cmd == "webhooks":
+        return webhooks(args)
     if args.cmd == "serve":
         if args.reuse_port:
             cfg = config_mod.load(args.config)

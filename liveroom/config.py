@@ -66,6 +66,20 @@ class SalesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    url: str = ""  # POST every order event here; empty: webhooks off
+    secret: str = ""  # HMAC-SHA256 key of the X-Liveroom-Signature header (required with url)
+    timeout_s: float = 5.0  # one POST answering later counts as a failure
+    in_hubs: bool = True  # every hub delivers (one consumer each); false: only `liveroom webhooks`
+    group: str = "liveroom-webhooks"  # the consumer group on each orders stream
+    concurrency: int = 16  # deliveries in flight per stream, per process
+    retry_base_s: float = 0.5  # first retry delay; doubles per attempt, with jitter
+    retry_max_s: float = 30.0  # retry delay cap
+    attempts: int = 10  # tries in a row before the entry is left pending for claim_idle_s
+    claim_idle_s: float = 60.0  # a pending entry nobody touched this long is taken over (XAUTOCLAIM)
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     max_frame_bytes: int = 8192  # larger client frames: `bye too_large`, close 1009
     frame_rate: float = 20.0  # frames/s one connection may send; 0 = no limit
@@ -94,6 +108,7 @@ class Config:
     room: RoomConfig = field(default_factory=RoomConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sales: SalesConfig = field(default_factory=SalesConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
 
 _SECTIONS: dict[str, type] = {
@@ -103,6 +118,7 @@ _SECTIONS: dict[str, type] = {
     "room": RoomConfig,
     "limits": LimitsConfig,
     "sales": SalesConfig,
+    "webhooks": WebhooksConfig,
 }
 
 # env var -> (section, key)
@@ -136,6 +152,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
+    "LIVEROOM_WEBHOOK_URL": ("webhooks", "url"),
+    "LIVEROOM_WEBHOOK_SECRET": ("webhooks", "secret"),
+    "LIVEROOM_WEBHOOK_TIMEOUT_S": ("webhooks", "timeout_s"),
+    "LIVEROOM_WEBHOOK_IN_HUBS": ("webhooks", "in_hubs"),
+    "LIVEROOM_WEBHOOK_GROUP": ("webhooks", "group"),
+    "LIVEROOM_WEBHOOK_RETRY_BASE_S": ("webhooks", "retry_base_s"),
+    "LIVEROOM_WEBHOOK_RETRY_MAX_S": ("webhooks", "retry_max_s"),
+    "LIVEROOM_WEBHOOK_CLAIM_IDLE_S": ("webhooks", "claim_idle_s"),
 }
 
 
@@ -198,6 +222,15 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.header_timeout_s > 0, "limits.header_timeout_s must be > 0")
     need(cfg.limits.max_pending >= 1, "limits.max_pending must be >= 1")
     need(cfg.redis.timeout_ms >= 50, "redis.timeout_ms must be >= 50")
+    hooks = cfg.webhooks
+    if hooks.url:
+        need(hooks.url.startswith(("http://", "https://")), f"webhooks.url: not an http(s) URL: {hooks.url!r}")
+        need(bool(hooks.secret), "webhooks.secret: required when webhooks.url is set")
+    need(hooks.timeout_s > 0, "webhooks.timeout_s must be > 0")
+    need(hooks.concurrency >= 1, "webhooks.concurrency must be >= 1")
+    need(0 < hooks.retry_base_s <= hooks.retry_max_s, "webhooks: need 0 < retry_base_s <= retry_max_s")
+    need(hooks.attempts >= 1, "webhooks.attempts must be >= 1")
+    need(hooks.claim_idle_s > 0, "webhooks.claim_idle_s must be > 0")
     for url in cfg.redis.urls:
         need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")
     for url in cfg.redis.cluster:

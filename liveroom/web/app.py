@@ -11,6 +11,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from liveroom import webhooks
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
@@ -68,10 +69,15 @@ def build_app(cfg: Config) -> web.Application:
         unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
         closer = asyncio.create_task(draws.closer(), name="draw-closer")
+        hooks = webhooks.for_hub(cfg, broker.hub_id)  # order events to the shop (docs/shop.md)
+        if hooks is not None:
+            hooks.start()
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
         reaper.cancel()
         closer.cancel()
+        if hooks is not None:
+            await hooks.stop()
         await ws.drain()
         await ws.stop()
         await hub.stop()
