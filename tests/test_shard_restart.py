@@ -152,7 +152,7 @@ async def test_shard_restarted_from_its_aof_keeps_the_room(start_hub: Callable[.
         other = await host.call("buy", sale=sale, qty=1, key="h1")
         assert other["ok"] and other["remaining"] == 3
         for v in viewers:
-            await v.wait_for(lambda v=v: {e["seq"] for e in v.of_type("comment")} >= set(acked), what="every comment")
+            await v.wait_for(lambda v=v: {e["seq"] for e in v.of_type("comment")} >= set(acked), timeout=10, what="every comment")
             assert not [f for f in v.frames if f["t"] == "welcome"]  # never started over
             seqs = [e["seq"] for e in v.events if "seq" in e]
             assert strictly_increasing(seqs)

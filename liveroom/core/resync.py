@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -28,8 +28,9 @@ from liveroom.errors import Unavailable
 from liveroom.protocol.codec import Codec, frame
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-RESET_ATTEMPTS = 20  # reads of a room after an epoch change, 0.5 s apart, before giving up
+RETRY_ATTEMPTS = 20  # reads Redis could not answer (after a reconnect, an epoch change), 0.5 s apart
 
 
 def welcome(room: Room, state: RoomState, user: dict[str, str], recovered: bool) -> dict[str, Any]:
@@ -126,9 +127,12 @@ class Resync:
 
     async def repair(self, room: Room, after: int, upto: int) -> None:
         """Fetch durable events a pub/sub gap made us miss, holding the room meanwhile."""
-        room.repair_until = time.monotonic() + 1.0
+        async def fetch() -> list[Event]:
+            room.repair_until = time.monotonic() + 1.0  # held while we try (Redis came back)
+            return await self.history(room.id, after, upto - 1)
+
         try:
-            got = await self.history(room.id, after, upto - 1)
+            got = await self._retrying(fetch)
         finally:
             room.repair_until = 0.0
         room.repaired(got, after, upto)
@@ -144,12 +148,26 @@ class Resync:
                 self.spawn(self.recheck(room))
 
     async def recheck(self, room: Room) -> None:
-        state = await self.broker.state(room.id)
+        # right after a reconnect the pools' connections may still be the dead ones: a
+        # recheck that gave up would leave the last events before it unseen for good
+        state = await self._retrying(lambda: self.broker.state(room.id))
         if state.epoch != room.epoch:
             log.warning("room %s: epoch %s -> %s (found after a reconnect)", room.id, room.epoch, state.epoch)
             await self.reset(room)
         elif state.seq > room.high_seq:
             await self.repair(room, room.high_seq, state.seq + 1)
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
+        """A read that Redis could not answer, tried again for a few seconds: a gap
+        that is not filled now is never filled (later events move the room past it)."""
+        for attempt in range(RETRY_ATTEMPTS):
+            try:
+                return await read()
+            except Unavailable:
+                if attempt == RETRY_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
 
     async def reset(self, room: Room) -> None:
         """Start a room over under its new epoch: its Redis data was lost (a shard restarted
@@ -161,16 +179,10 @@ class Resync:
             return
         room.resetting = asyncio.get_running_loop().create_future()
         try:
-            for attempt in range(RESET_ATTEMPTS):
-                try:
-                    state = await self.broker.state(room.id)
-                    events = await self.history(room.id, 0, 1 << 62)
-                    break
-                except Unavailable as exc:
-                    log.warning("room %s: re-reading after an epoch change: %s", room.id, exc)
-                    if attempt == RESET_ATTEMPTS - 1:
-                        raise
-                    await asyncio.sleep(0.5)
+            async def read() -> tuple[RoomState, list[Event]]:
+                return await self.broker.state(room.id), await self.history(room.id, 0, 1 << 62)
+
+            state, events = await self._retrying(read)
             room.restart(state.epoch, events)
             self.metrics.resets.inc()
             self.rewelcome(room, state, events)
