@@ -32,7 +32,16 @@ class StockMsg:
     remaining: int
 
 
-BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg]
+@dataclass(frozen=True, slots=True)
+class ByeMsg:
+    """A control message: every hub closes its sockets of `user` in the room with `bye`
+    `reason` (kicked, banned)."""
+
+    user: str
+    reason: str
+
+
+BrokerMsg = Union[DurableMsg, LikesMsg, StockMsg, ByeMsg]
 OnMessage = Callable[[str, BrokerMsg], None]
 OnReconnect = Callable[[list[str]], None]
 
@@ -128,6 +137,10 @@ class Broker(Protocol):
     async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]: ...
     async def add_likes(self, room: str, n: int) -> tuple[int, list[str]]: ...
     async def mute(self, room: str, user: str, until_ms: int | None) -> None: ...
+    # moderation: send a user away on every hub (ByeMsg), keep or lift a ban; what a
+    # handshake needs (room exists, the user's ban) in one read
+    async def bye(self, room: str, user: str, reason: str, ban: int | None = None) -> None: ...
+    async def admit(self, room: str, user: str) -> tuple[bool, int | None]: ...
     async def presence_sync(
         self, room: str, arrived: list[str], gone: list[str], ttl_ms: int, names: dict[str, str] | None = None
     ) -> int: ...

@@ -113,6 +113,17 @@ class Calls:
         k = K.room_keys(room)
         return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
 
+    # -- moderation (kick, ban) -------------------------------------------------------------
+
+    def room_bye(self, room: str, user: str, reason: str, ban: str) -> Call:
+        """`ban`: '' (a kick: the ban as it is), '0' (lift), or banned until ms / -1."""
+        k = K.room_keys(room)
+        return Call("room_bye", room, [k.bans], [self.pubcmd, k.channel, user, reason, ban])
+
+    def room_admit(self, room: str, user: str) -> Call:
+        k = K.room_keys(room)
+        return Call("room_admit", room, [k.info, k.meta, k.bans], [user])
+
     # -- draws (core/draws.py) ---------------------------------------------------------------
 
     def draw_start(

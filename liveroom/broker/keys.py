@@ -35,6 +35,7 @@ class RoomKeys:
     entrants: str = ""  # ZSET (all scores 0, so in code point order) of the open draw's entrants
     names: str = ""  # HASH user -> display name, written when a user enters a draw
     won: str = ""  # SET of users who have won a draw in this room (exclude_winners)
+    bans: str = ""  # HASH user -> banned until (ms, -1 forever): refused at the handshake
 
     def draw_entrants(self, draw: str) -> str:
         """A closed draw's entrants: `entrants` (ZSET) renamed by the close (O(1)); for an
@@ -83,6 +84,7 @@ def room_keys(room: str) -> RoomKeys:
         entrants=f"{t}:entrants",
         names=f"{t}:names",
         won=f"{t}:won",
+        bans=f"{t}:bans",
     )
 
 

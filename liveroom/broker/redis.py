@@ -134,6 +134,16 @@ class RedisBroker:
         change = self._cmd(room).hdel(k.mutes, user) if until_ms is None else self._cmd(room).hset(k.mutes, user, until_ms)
         await bounded(change, self._timeout)
 
+    async def bye(self, room: str, user: str, reason: str, ban: int | None = None) -> None:
+        """Every hub's sockets of `user` in the room get `bye` `reason` ('' sends none);
+        `ban`: None leaves the ban as it is, 0 lifts it, else banned until ms (-1 forever)."""
+        await self._run(self.calls.room_bye(room, user, reason, "" if ban is None else str(ban)))
+
+    async def admit(self, room: str, user: str) -> tuple[bool, int | None]:
+        """(the room exists, the user banned until ms / -1, or None): one read."""
+        exists, banned = await self._run(self.calls.room_admit(room, user))
+        return bool(exists), int(banned) if banned else None
+
     async def presence_sync(
         self, room: str, arrived: list[str], gone: list[str], ttl_ms: int, names: dict[str, str] | None = None
     ) -> int:

@@ -48,6 +48,8 @@ class Ops:
             F.Notice: self.notice,
             F.Mute: self.mute,
             F.DeleteComment: self.delete_comment,
+            F.Kick: self.kick,
+            F.Ban: self.ban,
             F.Buy: sales.buy,
             F.SaleCreate: sales.create,
             F.SaleClose: sales.close,
@@ -102,3 +104,21 @@ class Ops:
     async def delete_comment(self, s: Session, op: F.DeleteComment) -> Result:
         seq, _ = await self.broker.publish_event(s.room, events.pack(events.comment_deleted(op.seq)))
         return {"seq": seq}
+
+    # -- moderation --------------------------------------------------------------------------
+
+    async def kick(self, s: Session, op: F.Kick) -> Result:
+        """The user's sockets in the room, on every hub, get `bye` `kicked` (room_bye.lua
+        publishes a control message each hub acts on); it may come back."""
+        await self.broker.bye(s.room, op.user, "kicked")
+        return None
+
+    async def ban(self, s: Session, op: F.Ban) -> Result:
+        """Like kick with `bye` `banned`, and its handshakes are refused 403 `banned` while
+        the ban lasts (seconds 0 lifts it, -1 forever)."""
+        if op.seconds == 0:
+            await self.broker.bye(s.room, op.user, "", 0)
+        else:
+            until = -1 if op.seconds < 0 else now_ms() + op.seconds * 1000
+            await self.broker.bye(s.room, op.user, "banned", until)
+        return None

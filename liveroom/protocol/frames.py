@@ -195,14 +195,27 @@ class MilestoneRemove:
     milestone: str
 
 
+@dataclass(frozen=True, slots=True)
+class Kick:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    user: str
+    seconds: int  # 0 lifts, -1 forever
+
+
 Op = Union[
     Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
     MilestoneSet, MilestoneRemove,
+    Kick, Ban,  # moderation
 ]
 
 HOST_OPS: tuple[type, ...] = (
     Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment, MilestoneSet, MilestoneRemove,
 )
+HOST_OPS += (Kick, Ban)  # moderation
 
 
 def _str(m: dict[str, Any], key: str, *, max_len: int = 10_000, required: bool = True, default: str = "") -> str:
@@ -347,6 +360,14 @@ def _delete_comment(m: dict[str, Any]) -> DeleteComment:
     return DeleteComment(_int(m, "seq", 1, MAX_INT))
 
 
+def _kick(m: dict[str, Any]) -> Kick:
+    return Kick(_str(m, "user", max_len=128))
+
+
+def _ban(m: dict[str, Any]) -> Ban:
+    return Ban(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "ping": _ping,
     "comment": _comment,
@@ -362,6 +383,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "milestone_remove": _milestone_remove,
     "mute": _mute,
     "delete_comment": _delete_comment,
+    "kick": _kick,
+    "ban": _ban,
 }
 
 

@@ -61,6 +61,8 @@ class HttpApi:
             web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
             web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),
             web.post("/api/rooms/{room}/mutes", self.guard(self.op_from_body("mute"))),
+            web.post("/api/rooms/{room}/kicks", self.guard(self.op_from_body("kick"))),
+            web.post("/api/rooms/{room}/bans", self.guard(self.op_from_body("ban"))),
             web.post("/api/rooms/{room}/sales", self.guard(self.op_from_body("sale_create"))),
             web.get("/api/rooms/{room}/sales/{sale}", self.guard(self.get_sale)),
             web.post("/api/rooms/{room}/sales/{sale}/close", self.guard(self.close_sale)),
