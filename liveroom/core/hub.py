@@ -162,7 +162,7 @@ class Hub:
         hello = welcome(room, state, user, recovered)
         hello["state"]["online"] = state_online
         viewer.send(frame(hello, viewer.codec), True)
-        for data in batch.backlog(room_id, backlog, viewer.codec):
+        for data in batch.backlog(room_id, batch.visible(backlog, viewer.user_id), viewer.codec):
             viewer.send(data, True)
         room.viewers.setdefault(viewer.wire, {})[viewer] = None
         self.metrics.viewers.inc()
@@ -265,7 +265,7 @@ class Hub:
             ephemeral.append(events.online(room.online))
         ephemeral.extend(events.stock(s, n) for s, n in room.stock.items())
         if (durable or ephemeral) and room.size:
-            comments = sum(1 for e in durable if e["type"] == "comment")
+            comments = len(batch.sampled(durable))  # the host's and shadowed ones are not sampled
             pick = room.sampler.pick(comments) if comments else None
             try:
                 out = batch.build(room.id, durable, ephemeral, pick, [w for w, vs in room.viewers.items() if vs], room.users)

@@ -174,6 +174,7 @@ class DrawStart:
 class Mute:
     user: str
     seconds: int
+    escalate: bool = False  # the user's next step on the room's mute ladder (seconds ignored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +207,16 @@ class Ban:
     seconds: int  # 0 lifts, -1 forever
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    seq: int  # the reported comment
+    reason: str
+
+
 Op = Union[
     Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
     MilestoneSet, MilestoneRemove,
-    Kick, Ban,  # moderation
+    Kick, Ban, Report,  # moderation
 ]
 
 HOST_OPS: tuple[type, ...] = (
@@ -353,7 +360,9 @@ def _flag(m: dict[str, Any], key: str) -> bool:
 
 
 def _mute(m: dict[str, Any]) -> Mute:
-    return Mute(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
+    escalate = _flag(m, "escalate")
+    seconds = _int(m, "seconds", -1, 10 * 365 * 86400, required=not escalate)
+    return Mute(_str(m, "user", max_len=128), seconds, escalate)
 
 
 def _delete_comment(m: dict[str, Any]) -> DeleteComment:
@@ -366,6 +375,10 @@ def _kick(m: dict[str, Any]) -> Kick:
 
 def _ban(m: dict[str, Any]) -> Ban:
     return Ban(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
+
+
+def _report(m: dict[str, Any]) -> Report:
+    return Report(_int(m, "seq", 1, MAX_INT), _str(m, "reason", max_len=200, required=False))
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
@@ -385,6 +398,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "delete_comment": _delete_comment,
     "kick": _kick,
     "ban": _ban,
+    "report": _report,
 }
 
 
