@@ -172,6 +172,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_WEBHOOK_RETRY_BASE_S": ("webhooks", "retry_base_s"),
     "LIVEROOM_WEBHOOK_RETRY_MAX_S": ("webhooks", "retry_max_s"),
     "LIVEROOM_WEBHOOK_CLAIM_IDLE_S": ("webhooks", "claim_idle_s"),
+    "LIVEROOM_WORDS_FILE": ("moderation", "words_file"),
+    "LIVEROOM_CONTACT_RULE": ("moderation", "contacts"),
 }
 
 

@@ -251,3 +251,20 @@ async def test_host_comments_are_never_sampled_out(start_hub: Any, redis1: Redis
     assert not any("host" in e for e in viewer.of_type("comment") if e["user"]["id"] != "host")
     for c in [host, viewer, *fans]:
         await c.close()
+
+
+async def test_global_word_list_from_a_file(start_hub: Any, redis1: RedisProcess, tmp_path: Any) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("# the deployment's list\n代购\n\nscam\n", encoding="utf-8")
+    h = start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_WORDS_FILE=str(words), LIVEROOM_CONTACT_RULE="1", **HUB_ENV)
+    r = room()
+    fan = await Client.connect(h.base, r, token("fan"))
+    for text in ["找代 购", "ＳＣＡＭ!", "加微信 wxid_abc123"]:
+        assert (await fan.call("comment", text=text))["error"]["code"] == "blocked", text
+    # a room's own list adds to the global one, with its own action
+    await put_words(h.base, r, ["bargain"], "mask")
+    reply = await fan.call("comment", text="scam bargain")
+    assert reply["ok"]
+    await fan.wait_for(lambda: any(e["seq"] == reply["seq"] for e in fan.of_type("comment")), what="the masked comment")
+    assert [e["text"] for e in fan.of_type("comment") if e["seq"] == reply["seq"]] == ["**** *******"]
+    await fan.close()

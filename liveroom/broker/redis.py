@@ -183,6 +183,14 @@ class RedisBroker:
             out.append((seq, int(n), body, {a.decode(): b.decode() for a, b in who.items()}))
         return out
 
+    async def report_of(self, room: str, seq: int) -> tuple[int, bytes | None] | None:
+        k = K.room_keys(room)
+        cmd = self._cmd(room)
+        n = await bounded(cmd.zscore(k.reports, seq), self._timeout)
+        if n is None:
+            return None
+        return int(n), await bounded(cmd.hget(k.reported, seq), self._timeout)
+
     async def report_close(self, room: str, seq: int) -> bool:
         """Forget a comment's reports (resolved); False when it had none."""
         k = K.room_keys(room)

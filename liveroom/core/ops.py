@@ -158,10 +158,10 @@ class Ops:
         action = body.get("action")
         if action not in ("dismiss", "delete", "mute", "ban"):
             raise ReplyError(BAD_FIELD, "action: dismiss, delete, mute or ban")
-        listed = {r["seq"]: r for r in await self.moderation.reports(s.room, 1000)}
-        if seq not in listed:
+        reported = await self.broker.report_of(s.room, seq)
+        if reported is None:
             raise ReplyError(NO_SUCH_COMMENT, "no reports for that comment")
-        user = (listed[seq]["user"] or {}).get("id")
+        user = (msgpack.unpackb(reported[1])["user"] or {}).get("id") if reported[1] else None
         rest = {k: v for k, v in body.items() if k != "action"}
         out: dict[str, Any] = {"action": action}
         if action == "delete":
