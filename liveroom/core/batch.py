@@ -70,6 +70,11 @@ def build(
     if dropped:
         batch["dropped"] = dropped
     wires = list(wires)
+    if not shared and not ephemeral and not dropped:  # only shadowed comments: no shared frame
+        out = Outgoing({w: b"" for w in wires})
+        for user, mine in own.items():
+            out.personal[user] = {codec: personal(room_id, [], mine, [], len(mine), codec) for codec, _ in wires}
+        return out
     payloads = {codec: encode(batch, codec) for codec, _ in wires}
     out = Outgoing({}, essential=essential, dropped=dropped, encodes=len(payloads))
     for codec, wbits in wires:
@@ -111,11 +116,16 @@ def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
         if out.personal:
             for v in group:
                 mine = out.personal.get(v.user_id)
-                v.send(data if mine is None else mine[wire[0]], essential)
-        else:
+                if mine is not None:
+                    v.send(mine[wire[0]], essential)
+                    sent += 1
+                elif data:  # b"": nothing for the others this tick (only shadowed comments)
+                    v.send(data, essential)
+                    sent += 1
+        elif data:
             for v in group:
                 v.send(data, essential)
-        sent += len(group)
+            sent += len(group)
     return sent
 
 
