@@ -80,6 +80,16 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerationConfig:
+    words_file: str = ""  # the global word list: one word a line (# comments); empty: none
+    action: str = "refuse"  # what a match does where a room set nothing: refuse | mask | shadow
+    contacts: bool = False  # the built-in contact-details rule for every room (rooms may switch it on)
+    # mute with escalate: true gives the user's next step in the room (seconds, -1 forever)
+    mute_ladder_s: tuple[int, ...] = (86400, 604800, 1296000, -1)
+    max_words: int = 10000  # words in one room's list
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
     max_frame_bytes: int = 8192  # larger client frames: `bye too_large`, close 1009
     frame_rate: float = 20.0  # frames/s one connection may send; 0 = no limit
@@ -109,6 +119,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sales: SalesConfig = field(default_factory=SalesConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
 
 
 _SECTIONS: dict[str, type] = {
@@ -119,6 +130,7 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsConfig,
     "sales": SalesConfig,
     "webhooks": WebhooksConfig,
+    "moderation": ModerationConfig,
 }
 
 # env var -> (section, key)
@@ -160,6 +172,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_WEBHOOK_RETRY_BASE_S": ("webhooks", "retry_base_s"),
     "LIVEROOM_WEBHOOK_RETRY_MAX_S": ("webhooks", "retry_max_s"),
     "LIVEROOM_WEBHOOK_CLAIM_IDLE_S": ("webhooks", "claim_idle_s"),
+    "LIVEROOM_WORDS_FILE": ("moderation", "words_file"),
+    "LIVEROOM_CONTACT_RULE": ("moderation", "contacts"),
 }
 
 
@@ -189,6 +203,11 @@ def _coerce(section: str, key: str, kind: Any, value: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
+        if "tuple[int" in str(kind):  # a list of integers (moderation.mute_ladder_s)
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or any(isinstance(v, (bool, float)) for v in items):
+                raise ValueError(value)
+            return tuple(int(v) for v in items)
         if "tuple" in str(kind):
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -231,6 +250,9 @@ def _check(cfg: Config) -> Config:
     need(0 < hooks.retry_base_s <= hooks.retry_max_s, "webhooks: need 0 < retry_base_s <= retry_max_s")
     need(hooks.attempts >= 1, "webhooks.attempts must be >= 1")
     need(hooks.claim_idle_s > 0, "webhooks.claim_idle_s must be > 0")
+    mod = cfg.moderation
+    need(mod.action in ("refuse", "mask", "shadow"), f"moderation.action: refuse, mask or shadow: {mod.action!r}")
+    need(bool(mod.mute_ladder_s) and all(s > 0 or s == -1 for s in mod.mute_ladder_s), "moderation.mute_ladder_s: seconds > 0 or -1")
     for url in cfg.redis.urls:
         need(url.startswith(("redis://", "rediss://", "unix://")), f"redis.urls: bad URL {url!r}")
     for url in cfg.redis.cluster:

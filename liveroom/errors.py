@@ -43,6 +43,9 @@ BAD_TOKEN: Final = "bad_token"
 BANNED: Final = "banned"
 DRAINING: Final = "draining"
 OVERLOADED: Final = "overloaded"
+# moderation (v1.1)
+BLOCKED: Final = "blocked"  # the comment matched the room's word filter (action refuse)
+NO_SUCH_COMMENT: Final = "no_such_comment"  # an addition: report/resolve of a seq that is no comment
 
 # HTTP status for a ReplyError answered over the HTTP API
 HTTP_STATUS: Final[dict[str, int]] = {
@@ -73,6 +76,8 @@ HTTP_STATUS: Final[dict[str, int]] = {
     BANNED: 403,
     DRAINING: 503,
     OVERLOADED: 503,
+    BLOCKED: 403,
+    NO_SUCH_COMMENT: 404,
 }
 
 # WebSocket close codes (RFC 6455) used with `bye`
@@ -112,6 +117,7 @@ MESSAGES: Final[dict[str, str]] = {
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives
     RATE_LIMITED: "commenting too fast",
     MUTED: "muted",
+    BLOCKED: "this comment is not allowed in this room",
 }
 
 

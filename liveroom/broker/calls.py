@@ -113,6 +113,26 @@ class Calls:
         k = K.room_keys(room)
         return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
 
+    # -- moderation (kick, ban) -------------------------------------------------------------
+
+    def room_bye(self, room: str, user: str, reason: str, ban: str) -> Call:
+        """`ban`: '' (a kick: the ban as it is), '0' (lift), or banned until ms / -1."""
+        k = K.room_keys(room)
+        return Call("room_bye", room, [k.bans], [self.pubcmd, k.channel, user, reason, ban])
+
+    def room_admit(self, room: str, user: str) -> Call:
+        k = K.room_keys(room)
+        return Call("room_admit", room, [k.info, k.meta, k.bans], [user])
+
+    def room_mute(self, room: str, user: str, seconds: int | None, ladder: tuple[int, ...]) -> Call:
+        """`seconds` None: the user's next step on `ladder`."""
+        k = K.room_keys(room)
+        return Call("room_mute", room, [k.mutes, k.strikes], [user, "escalate" if seconds is None else seconds, *ladder])
+
+    def room_report(self, room: str, seq: int, user: str, reason: str, body: bytes) -> Call:
+        k = K.room_keys(room)
+        return Call("room_report", room, [k.reports, k.reported, k.report(seq)], [seq, user, reason, body])
+
     # -- draws (core/draws.py) ---------------------------------------------------------------
 
     def draw_start(

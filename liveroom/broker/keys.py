@@ -35,6 +35,15 @@ class RoomKeys:
     entrants: str = ""  # ZSET (all scores 0, so in code point order) of the open draw's entrants
     names: str = ""  # HASH user -> display name, written when a user enters a draw
     won: str = ""  # SET of users who have won a draw in this room (exclude_winners)
+    bans: str = ""  # HASH user -> banned until (ms, -1 forever): refused at the handshake
+    words: str = ""  # HASH words (JSON list), action, contacts (0/1), ver: the room's word filter
+    strikes: str = ""  # HASH user -> escalated mutes so far (the step on the mute ladder)
+    reports: str = ""  # ZSET comment seq -> reports: reported comments, most reported first
+    reported: str = ""  # HASH comment seq -> the comment's body (msgpack) as published
+
+    def report(self, seq: int) -> str:
+        """HASH reporting user -> reason: one report per user per comment."""
+        return f"{PREFIX}:{{{self.room}}}:report:{seq}"
 
     def draw_entrants(self, draw: str) -> str:
         """A closed draw's entrants: `entrants` (ZSET) renamed by the close (O(1)); for an
@@ -83,6 +92,11 @@ def room_keys(room: str) -> RoomKeys:
         entrants=f"{t}:entrants",
         names=f"{t}:names",
         won=f"{t}:won",
+        bans=f"{t}:bans",
+        words=f"{t}:words",
+        strikes=f"{t}:strikes",
+        reports=f"{t}:reports",
+        reported=f"{t}:reported",
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from liveroom.broker.base import BrokerMsg, DurableMsg, LikesMsg, RoomState, SaleRecord, StockMsg
+from liveroom.broker.base import BrokerMsg, ByeMsg, DurableMsg, LikesMsg, RoomState, SaleRecord, StockMsg
 
 
 def new_epoch() -> str:
@@ -18,7 +18,8 @@ def new_epoch() -> str:
 
 def parse_message(data: bytes) -> BrokerMsg | None:
     """A pub/sub payload: "D<seq> <epoch>\\n<body>" (durable event), "L<total>" (likes),
-    "S<sale> <remaining>" (stock); None for anything else."""
+    "S<sale> <remaining>" (stock), "B<reason> <user>" (send a user away: room_bye.lua);
+    None for anything else."""
     kind = data[:1]
     if kind == b"D":
         head, sep, body = data.partition(b"\n")
@@ -31,6 +32,9 @@ def parse_message(data: bytes) -> BrokerMsg | None:
     if kind == b"S":
         sale, _, remaining = data[1:].partition(b" ")
         return StockMsg(sale.decode(), int(remaining))
+    if kind == b"B":
+        reason, sep, user = data[1:].partition(b" ")
+        return ByeMsg(user.decode(), reason.decode()) if sep else None
     return None
 
 

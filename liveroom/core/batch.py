@@ -6,6 +6,12 @@ The shared batch is encoded once per codec and wrapped once per wire (plain, or 
 with a given window): every viewer on that wire gets those same bytes. A viewer whose own
 comment fell out of the sample gets a personal copy of the batch with it put back, so
 nobody's own comment disappears.
+
+Moderation: a host's comment (`host: true`) is never sampled out (it goes in the shared
+frame like a non-comment event). A shadowed comment (`shadow`: it matched a word filter
+whose action is shadow) is kept out of the shared frame and put only into its author's
+personal copy, without the flag: the shared bytes are still encoded once per codec, and
+only the author (rare) costs an encode of their own.
 """
 
 from __future__ import annotations
@@ -42,13 +48,19 @@ def build(
     """The tick's frames. `pick`: indices of the comments in `durable` every viewer gets
     (None: all); `present`: users here, who get their own sampled-out comments back.
     Every frame is encoded before any is returned, so a failed encode sends nothing."""
-    comments = [e for e in durable if e["type"] == "comment"]
     own: dict[str, list[Event]] = {}
+    if any("shadow" in e for e in durable):
+        for e in durable:
+            if "shadow" in e and e["user"]["id"] in present:
+                own.setdefault(e["user"]["id"], []).append(unflagged(e))
+        durable = [e for e in durable if "shadow" not in e]
+    shadowed = {user: len(mine) for user, mine in own.items()}
+    comments = sampled(durable)
     if pick is None:
         shared, dropped = durable, 0
     else:
         keep = {id(comments[i]) for i in pick}
-        shared = [e for e in durable if e["type"] != "comment" or id(e) in keep]
+        shared = [e for e in durable if e["type"] != "comment" or "host" in e or id(e) in keep]
         dropped = len(comments) - len(pick)
         for e in comments:
             if id(e) not in keep and e["user"]["id"] in present:
@@ -58,14 +70,38 @@ def build(
     if dropped:
         batch["dropped"] = dropped
     wires = list(wires)
+    if not shared and not ephemeral and not dropped:  # only shadowed comments: no shared frame
+        out = Outgoing({w: b"" for w in wires})
+        for user, mine in own.items():
+            out.personal[user] = {codec: personal(room_id, [], mine, [], len(mine), codec) for codec, _ in wires}
+        return out
     payloads = {codec: encode(batch, codec) for codec, _ in wires}
     out = Outgoing({}, essential=essential, dropped=dropped, encodes=len(payloads))
     for codec, wbits in wires:
         payload = payloads[codec]
         out.frames[(codec, wbits)] = deflate_frame(payload, codec.opcode, wbits) if wbits else ws_frame(payload, codec.opcode)
     for user, mine in own.items():
-        out.personal[user] = {codec: personal(room_id, shared, mine, ephemeral, dropped, codec) for codec in payloads}
+        left = dropped + shadowed.get(user, 0)  # personal() takes back one per event of `mine`
+        out.personal[user] = {codec: personal(room_id, shared, mine, ephemeral, left, codec) for codec in payloads}
     return out
+
+
+def sampled(durable: list[Event]) -> list[Event]:
+    """The comments the per-viewer cap samples from: not the host's, not shadowed ones."""
+    return [e for e in durable if e["type"] == "comment" and "host" not in e and "shadow" not in e]
+
+
+def unflagged(e: Event) -> Event:
+    """A shadowed comment as its author sees it: like any other."""
+    return {k: v for k, v in e.items() if k != "shadow"}
+
+
+def visible(events: list[Event], user: str) -> list[Event]:
+    """Events of a backlog (resume, reset) as `user` may see them: others' shadowed
+    comments left out, their own unflagged."""
+    if not any("shadow" in e for e in events):
+        return events
+    return [unflagged(e) if "shadow" in e else e for e in events if "shadow" not in e or e["user"]["id"] == user]
 
 
 def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
@@ -80,11 +116,16 @@ def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
         if out.personal:
             for v in group:
                 mine = out.personal.get(v.user_id)
-                v.send(data if mine is None else mine[wire[0]], essential)
-        else:
+                if mine is not None:
+                    v.send(mine[wire[0]], essential)
+                    sent += 1
+                elif data:  # b"": nothing for the others this tick (only shadowed comments)
+                    v.send(data, essential)
+                    sent += 1
+        elif data:
             for v in group:
                 v.send(data, essential)
-        sent += len(group)
+            sent += len(group)
     return sent
 
 

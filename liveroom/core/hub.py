@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from liveroom.broker.base import Broker, BrokerEvents, BrokerMsg, DurableMsg, LikesMsg, RoomState, StockMsg
+from liveroom.broker.base import Broker, BrokerEvents, BrokerMsg, ByeMsg, DurableMsg, LikesMsg, RoomState, StockMsg
 from liveroom.config import Config
 from liveroom.core import batch, likes
 from liveroom.core.ports import HubMetrics, Viewer
@@ -162,7 +162,7 @@ class Hub:
         hello = welcome(room, state, user, recovered)
         hello["state"]["online"] = state_online
         viewer.send(frame(hello, viewer.codec), True)
-        for data in batch.backlog(room_id, backlog, viewer.codec):
+        for data in batch.backlog(room_id, batch.visible(backlog, viewer.user_id), viewer.codec):
             viewer.send(data, True)
         room.viewers.setdefault(viewer.wire, {})[viewer] = None
         self.metrics.viewers.inc()
@@ -189,6 +189,8 @@ class Hub:
         elif isinstance(msg, StockMsg):
             room.stock[msg.sale] = msg.remaining  # latest value wins within a tick
             self._dirty.add(room)
+        elif isinstance(msg, ByeMsg):
+            self.send_away(room, msg.user, msg.reason)
         elif isinstance(msg, DurableMsg):
             if room.resetting is not None:
                 room.held.append(msg)  # replayed once the room is re-read
@@ -204,6 +206,16 @@ class Hub:
                     self.spawn(self.resync.repair(room, *gap))
                 self._dirty.add(room)
                 self.metrics.events_in.inc()
+
+    def send_away(self, room: Room, user: str, reason: str) -> int:
+        """Close this hub's sockets of `user` in the room with `bye` `reason` (kick, ban):
+        each on the next loop iteration (Viewer.kick), so nothing here is re-entered."""
+        if user not in room.users:
+            return 0
+        gone = [v for group in room.viewers.values() for v in group if v.user_id == user]
+        for v in gone:
+            v.kick(reason)
+        return len(gone)
 
     # -- the tick --------------------------------------------------------------------------
 
@@ -253,7 +265,7 @@ class Hub:
             ephemeral.append(events.online(room.online))
         ephemeral.extend(events.stock(s, n) for s, n in room.stock.items())
         if (durable or ephemeral) and room.size:
-            comments = sum(1 for e in durable if e["type"] == "comment")
+            comments = len(batch.sampled(durable))  # the host's and shadowed ones are not sampled
             pick = room.sampler.pick(comments) if comments else None
             try:
                 out = batch.build(room.id, durable, ephemeral, pick, [w for w, vs in room.viewers.items() if vs], room.users)

@@ -15,9 +15,10 @@ from liveroom.broker.base import Broker
 from liveroom.config import Config
 from liveroom.core.hub import Hub
 from liveroom.core.milestones import Milestones
+from liveroom.core.moderation import Moderation
 from liveroom.core.rules import clean_text, normalise
 from liveroom.core.session import Session
-from liveroom.errors import FORBIDDEN, UNKNOWN_OP, ReplyError
+from liveroom.errors import BAD_FIELD, BLOCKED, FORBIDDEN, NO_SUCH_COMMENT, UNKNOWN_OP, ReplyError, refusal
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
@@ -41,6 +42,7 @@ class Ops:
         self.hub = hub
         self.broker = broker
         self.sales = sales
+        self.moderation = Moderation(cfg, broker)
         self._handlers: dict[type, Callable[[Session, Any], Awaitable[Result]]] = {
             F.Comment: self.comment,
             F.Like: self.like,
@@ -48,6 +50,9 @@ class Ops:
             F.Notice: self.notice,
             F.Mute: self.mute,
             F.DeleteComment: self.delete_comment,
+            F.Kick: self.kick,
+            F.Ban: self.ban,
+            F.Report: self.report,
             F.Buy: sales.buy,
             F.SaleCreate: sales.create,
             F.SaleClose: sales.close,
@@ -70,7 +75,14 @@ class Ops:
         if s.identity.anonymous:
             raise ReplyError(FORBIDDEN, "sign in to comment")
         text = clean_text(op.text, self.cfg.room.comment_max_chars)
+        shadow = False
+        if not s.is_host:  # the host's own comments are not filtered
+            text, shadow = await self._filter(s.room, text)
         event = events.comment(s.user(), text, now_ms())
+        if s.is_host:
+            event["host"] = True  # never sampled out; viewers may style it
+        if shadow:
+            event["shadow"] = True  # core/batch.py: only its author is sent it
         room = self.cfg.room
         # the allowance is counted over all hubs, in room_comment.lua: one bucket per user
         # the normalised text lets room_comment.lua enter the author in an open keyword draw
@@ -95,10 +107,68 @@ class Ops:
         return {"seq": seq}
 
     async def mute(self, s: Session, op: F.Mute) -> Result:
-        until = None if op.seconds == 0 else -1 if op.seconds < 0 else now_ms() + op.seconds * 1000
-        await self.broker.mute(s.room, op.user, until)
-        return None
+        """Replies `until` (ms, -1 forever, 0 unmuted) and `step` (the ladder step taken
+        with `escalate`, else 0): additions."""
+        return await self.moderation.mute(s.room, op.user, op.seconds, op.escalate)
 
     async def delete_comment(self, s: Session, op: F.DeleteComment) -> Result:
         seq, _ = await self.broker.publish_event(s.room, events.pack(events.comment_deleted(op.seq)))
         return {"seq": seq}
+
+    # -- moderation --------------------------------------------------------------------------
+
+    async def kick(self, s: Session, op: F.Kick) -> Result:
+        """The user's sockets in the room, on every hub, get `bye` `kicked` (room_bye.lua
+        publishes a control message each hub acts on); it may come back."""
+        await self.broker.bye(s.room, op.user, "kicked")
+        return None
+
+    async def ban(self, s: Session, op: F.Ban) -> Result:
+        """Like kick with `bye` `banned`, and its handshakes are refused 403 `banned` while
+        the ban lasts (seconds 0 lifts it, -1 forever)."""
+        if op.seconds == 0:
+            await self.broker.bye(s.room, op.user, "", 0)
+        else:
+            until = -1 if op.seconds < 0 else now_ms() + op.seconds * 1000
+            await self.broker.bye(s.room, op.user, "banned", until)
+        return None
+
+    async def _filter(self, room: str, text: str) -> tuple[str, bool]:
+        """The comment through the room's word filter: refused `blocked`, masked, or kept
+        for its author alone (shadow). (text to publish, shadow)."""
+        f, action = await self.moderation.room_filter(room)
+        if not f:
+            return text, False
+        matches = f.find(text)
+        if not matches:
+            return text, False
+        if action == "mask":
+            return f.mask(text, matches), False
+        if action == "shadow":
+            return text, True
+        raise refusal(BLOCKED)
+
+    async def report(self, s: Session, op: F.Report) -> Result:
+        await self.moderation.report(s, op.seq, op.reason)
+        return None
+
+    async def resolve(self, s: Session, seq: int, body: dict[str, Any]) -> Result:
+        """POST .../reports/{seq}/resolve: dismiss | delete | mute (seconds, or escalate) |
+        ban (seconds, default forever); the comment leaves the reports list."""
+        action = body.get("action")
+        if action not in ("dismiss", "delete", "mute", "ban"):
+            raise ReplyError(BAD_FIELD, "action: dismiss, delete, mute or ban")
+        reported = await self.broker.report_of(s.room, seq)
+        if reported is None:
+            raise ReplyError(NO_SUCH_COMMENT, "no reports for that comment")
+        user = (msgpack.unpackb(reported[1])["user"] or {}).get("id") if reported[1] else None
+        rest = {k: v for k, v in body.items() if k != "action"}
+        out: dict[str, Any] = {"action": action}
+        if action == "delete":
+            out["seq"] = (await self.delete_comment(s, F.DeleteComment(seq)) or {}).get("seq")
+        elif action == "mute" and user:
+            out.update(await self.handle(s, F.parse_body("mute", {**rest, "user": user})) or {})
+        elif action == "ban" and user:
+            await self.handle(s, F.parse_body("ban", {"seconds": -1, **rest, "user": user}))
+        await self.broker.report_close(s.room, seq)
+        return out

@@ -24,6 +24,9 @@ class Viewer(Protocol):
         """Queue one complete WebSocket frame; never blocks. `essential` frames carry
         events a viewer must not miss (anything durable but comments)."""
 
+    def kick(self, reason: str) -> None:
+        """`bye` `reason` and close, on the next loop iteration (moderation: kick, ban)."""
+
 
 class Count(Protocol):
     def inc(self, amount: float = 1) -> None: ...

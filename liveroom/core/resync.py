@@ -200,7 +200,7 @@ class Resync:
         frames: dict[Codec, list[bytes]] = {}
         for (codec, _), viewers in room.viewers.items():
             if codec not in frames:
-                frames[codec] = batch.backlog(room.id, events, codec)
+                frames[codec] = batch.backlog(room.id, batch.visible(events, ""), codec)
             for v in viewers:
                 v.send(frame(welcome(room, state, v.session.welcome_user(), False), codec), True)
                 for data in frames[codec]:

@@ -30,6 +30,10 @@ FIELDS: dict[str, frozenset[str]] = {
     "draw_started": frozenset({"seq", "draw"}),
     "draw_result": frozenset({"seq", "draw", "winners", "entrants", "seed"}),
 }
+# type -> fields an event of that type carries only sometimes (docs/protocol.md: "optional")
+OPTIONAL: dict[str, frozenset[str]] = {
+    "comment": frozenset({"host"}),  # true on the host's own comments (never sampled out)
+}
 # the `sale` map of `sale` events, welcome.state.sales and GET .../sales/{id}
 SALE_FIELDS = frozenset({"id", "sku", "title", "price", "stock", "initial", "limit", "starts_at", "ends_at", "status"})
 # the `draw` map of `draw_started` events, welcome.state.draw and GET .../draws/{id}

@@ -174,6 +174,7 @@ class DrawStart:
 class Mute:
     user: str
     seconds: int
+    escalate: bool = False  # the user's next step on the room's mute ladder (seconds ignored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +196,33 @@ class MilestoneRemove:
     milestone: str
 
 
+@dataclass(frozen=True, slots=True)
+class Kick:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    user: str
+    seconds: int  # 0 lifts, -1 forever
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    seq: int  # the reported comment
+    reason: str
+
+
 Op = Union[
     Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
     MilestoneSet, MilestoneRemove,
+    Kick, Ban, Report,  # moderation
 ]
 
 HOST_OPS: tuple[type, ...] = (
     Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment, MilestoneSet, MilestoneRemove,
 )
+HOST_OPS += (Kick, Ban)  # moderation
 
 
 def _str(m: dict[str, Any], key: str, *, max_len: int = 10_000, required: bool = True, default: str = "") -> str:
@@ -340,11 +360,25 @@ def _flag(m: dict[str, Any], key: str) -> bool:
 
 
 def _mute(m: dict[str, Any]) -> Mute:
-    return Mute(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
+    escalate = _flag(m, "escalate")
+    seconds = _int(m, "seconds", -1, 10 * 365 * 86400, required=not escalate)
+    return Mute(_str(m, "user", max_len=128), seconds, escalate)
 
 
 def _delete_comment(m: dict[str, Any]) -> DeleteComment:
     return DeleteComment(_int(m, "seq", 1, MAX_INT))
+
+
+def _kick(m: dict[str, Any]) -> Kick:
+    return Kick(_str(m, "user", max_len=128))
+
+
+def _ban(m: dict[str, Any]) -> Ban:
+    return Ban(_str(m, "user", max_len=128), _int(m, "seconds", -1, 10 * 365 * 86400))
+
+
+def _report(m: dict[str, Any]) -> Report:
+    return Report(_int(m, "seq", 1, MAX_INT), _str(m, "reason", max_len=200, required=False))
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
@@ -362,6 +396,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "milestone_remove": _milestone_remove,
     "mute": _mute,
     "delete_comment": _delete_comment,
+    "kick": _kick,
+    "ban": _ban,
+    "report": _report,
 }
 
 

@@ -61,6 +61,12 @@ class HttpApi:
             web.post("/api/rooms/{room}/notices", self.guard(self.op_from_body("notice"))),
             web.post("/api/rooms/{room}/pin", self.guard(self.op_from_body("pin"))),
             web.post("/api/rooms/{room}/mutes", self.guard(self.op_from_body("mute"))),
+            web.post("/api/rooms/{room}/kicks", self.guard(self.op_from_body("kick"))),
+            web.post("/api/rooms/{room}/bans", self.guard(self.op_from_body("ban"))),
+            web.get("/api/rooms/{room}/words", self.guard(self.get_words)),
+            web.put("/api/rooms/{room}/words", self.guard(self.put_words)),
+            web.get("/api/rooms/{room}/reports", self.guard(self.get_reports)),
+            web.post("/api/rooms/{room}/reports/{seq}/resolve", self.guard(self.resolve_report)),
             web.post("/api/rooms/{room}/sales", self.guard(self.op_from_body("sale_create"))),
             web.get("/api/rooms/{room}/sales/{sale}", self.guard(self.get_sale)),
             web.post("/api/rooms/{room}/sales/{sale}/close", self.guard(self.close_sale)),
@@ -201,6 +207,25 @@ class HttpApi:
 
     async def close_sale(self, request: web.Request, session: Session) -> Any:
         return await self.ops.handle(session, F.SaleClose(F.check_id(request.match_info["sale"], "sale")))
+
+    # -- moderation (core/moderation.py) -----------------------------------------------------
+
+    async def get_words(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return await self.ops.moderation.words_get(session.room)
+
+    async def put_words(self, request: web.Request, session: Session) -> dict[str, Any]:
+        return await self.ops.moderation.words_put(session.room, await self.body(request))
+
+    async def get_reports(self, request: web.Request, session: Session) -> dict[str, Any]:
+        """Reported comments, most reported first (at most 100)."""
+        return {"reports": await self.ops.moderation.reports(session.room, 100)}
+
+    async def resolve_report(self, request: web.Request, session: Session) -> Any:
+        try:
+            seq = int(request.match_info["seq"])
+        except ValueError:
+            raise ReplyError(BAD_FIELD, "seq: an integer") from None
+        return await self.ops.resolve(session, seq, await self.body(request))
 
     async def list_milestones(self, request: web.Request, session: Session) -> dict[str, Any]:
         return {"milestones": await self.milestones.all(session.room)}

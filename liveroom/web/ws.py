@@ -30,6 +30,7 @@ from liveroom.errors import (
     BAD_FRAME,
     BAD_ROOM,
     BAD_TOKEN,
+    BANNED,
     DRAINING,
     FORBIDDEN,
     INTERNAL,
@@ -170,6 +171,19 @@ class WsEndpoint:
                 raise Refused(BAD_FIELD, "since: a non-negative integer") from None
         return Session(identity, room, identity.role_in(room)), codec, since, epoch
 
+    async def _room_entry(self, session: Session) -> None:
+        """`_room_exists` and the user's ban in the room, in one read (room_admit.lua):
+        403 `banned` while a ban lasts (anonymous viewers are not banned by id)."""
+        user = "" if session.identity.anonymous else session.identity.id
+        try:
+            exists, banned = await self.hub.broker.admit(session.room, user)
+        except Unavailable:
+            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly") from None
+        if not exists and not self.cfg.room.implicit_rooms:
+            raise Refused(NO_SUCH_ROOM, "no such room")
+        if banned is not None and (banned < 0 or banned > time.time() * 1000):
+            raise Refused(BANNED, "you are banned from this room" + ("" if banned < 0 else f" until {banned}"))
+
     async def _room_exists(self, room: str) -> None:
         """Rooms exist on purpose (PUT /api/rooms/{room}): joining another is refused before
         the upgrade with one read (EXISTS) and nothing written, so invented room ids cost
@@ -190,7 +204,7 @@ class WsEndpoint:
             self.metrics.refused.labels(exc.code).inc()
             return web.json_response(exc.as_body(), status=exc.status)
         try:  # before the per-address counts: from those to the join nothing awaits
-            await self._room_exists(session.room)
+            await self._room_entry(session)
         except Refused as exc:
             self.metrics.refused.labels(exc.code).inc()
             return web.json_response(exc.as_body(), status=exc.status)
