@@ -172,8 +172,10 @@ class WsEndpoint:
         return Session(identity, room, identity.role_in(room)), codec, since, epoch
 
     async def _room_entry(self, session: Session) -> None:
-        """`_room_exists` and the user's ban in the room, in one read (room_admit.lua):
-        403 `banned` while a ban lasts (anonymous viewers are not banned by id)."""
+        """Rooms exist on purpose (PUT /api/rooms/{room}): joining another is refused before
+        the upgrade with nothing written, so invented room ids cost Redis no keys (with
+        room.implicit_rooms the first join creates the room); and 403 `banned` while a ban
+        lasts (anonymous viewers are not banned by id). One read: room_admit.lua."""
         user = "" if session.identity.anonymous else session.identity.id
         try:
             exists, banned = await self.hub.broker.admit(session.room, user)
@@ -183,19 +185,6 @@ class WsEndpoint:
             raise Refused(NO_SUCH_ROOM, "no such room")
         if banned is not None and (banned < 0 or banned > time.time() * 1000):
             raise Refused(BANNED, "you are banned from this room" + ("" if banned < 0 else f" until {banned}"))
-
-    async def _room_exists(self, room: str) -> None:
-        """Rooms exist on purpose (PUT /api/rooms/{room}): joining another is refused before
-        the upgrade with one read (EXISTS) and nothing written, so invented room ids cost
-        Redis no keys. With room.implicit_rooms the first join creates the room."""
-        if self.cfg.room.implicit_rooms:
-            return
-        try:
-            exists = await self.hub.broker.room_exists(room)
-        except Unavailable:
-            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly") from None
-        if not exists:
-            raise Refused(NO_SUCH_ROOM, "no such room")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
