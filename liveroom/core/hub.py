@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
 
 from liveroom.broker.base import Broker, BrokerEvents, BrokerMsg, ByeMsg, DurableMsg, LikesMsg, RoomState, StockMsg
 from liveroom.config import Config
@@ -26,7 +24,7 @@ from liveroom.core.presence import Presence
 from liveroom.core.resync import Resync, welcome
 from liveroom.core.room import Event, Room
 from liveroom.core.rules import CommentSampler
-from liveroom.errors import Unavailable
+from liveroom.core.tasks import Background
 from liveroom.protocol import events
 from liveroom.protocol.codec import frame
 
@@ -46,7 +44,8 @@ class Hub:
         self._dirty: set[Room] = set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[Any]] = set()
+        self.background = Background()
+        self.spawn = self.background.spawn  # a task kept until it ends, its failure logged
         self._tick_s = cfg.room.tick_ms / 1000
         self.milestones = milestones
         self.presence = Presence(cfg.room, broker, self.spawn, self._dirty.add, self._drop_room, self._milestone_draws)
@@ -72,8 +71,7 @@ class Hub:
                 pass
         await likes.flush(self.broker, self.rooms.values(), self._dirty.add, self._milestone_draws)
         # let in-flight presence calls land first, so none re-adds a user after the reap
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=2.0)
+        await self.background.settle(2.0)
         for room_id in list(self.rooms):
             for attempt in range(3):
                 try:
@@ -81,21 +79,6 @@ class Hub:
                     break
                 except Exception as exc:  # shutting down: other hubs reap us after hub_ttl_ms
                     log.warning("presence cleanup of %s failed (attempt %d): %s", room_id, attempt + 1, exc)
-
-    def spawn(self, coro: Awaitable[Any]) -> None:
-        """A background task whose reference is kept and whose failure is logged."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if isinstance(exc, Unavailable):
-                log.warning("background task: %s", exc)
-            else:
-                log.error("background task failed", exc_info=exc)
 
     def viewers(self) -> int:
         return sum(r.size for r in self.rooms.values())
