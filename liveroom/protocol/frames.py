@@ -195,13 +195,24 @@ class MilestoneRemove:
     milestone: str
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStart:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEnd:
+    session: str  # "": the live one (the op); the HTTP API names the session it ends
+
+
 Op = Union[
     Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
-    MilestoneSet, MilestoneRemove,
+    MilestoneSet, MilestoneRemove, LiveStart, LiveEnd,
 ]
 
 HOST_OPS: tuple[type, ...] = (
     Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment, MilestoneSet, MilestoneRemove,
+    LiveStart, LiveEnd,
 )
 
 
@@ -289,6 +300,14 @@ def _sale_create(m: dict[str, Any]) -> SaleCreate:
     return op
 
 
+def _live_start(m: dict[str, Any]) -> LiveStart:
+    return LiveStart()
+
+
+def _live_end(m: dict[str, Any]) -> LiveEnd:
+    return LiveEnd(_id(m, "session") if m.get("session") is not None else "")
+
+
 def _sale_close(m: dict[str, Any]) -> SaleClose:
     return SaleClose(_id(m, "sale"))
 
@@ -362,6 +381,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "milestone_remove": _milestone_remove,
     "mute": _mute,
     "delete_comment": _delete_comment,
+    "live_start": _live_start,
+    "live_end": _live_end,
 }
 
 
