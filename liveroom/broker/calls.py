@@ -104,14 +104,18 @@ class Calls:
              new_epoch(), self.maxlen, room, key, sold_out],
         )  # fmt: skip
 
-    def order_release(self, room: str, order: str, sale: str, status: str) -> Call:
+    def order_release(self, room: str, order: str, sale: str, status: str, session: str = "") -> Call:
+        """`session`: the live session the order was placed in ("" none): its figures move."""
         k = K.room_keys(room)
         keys = [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta, k.live]
+        keys += [k.session(session)] if session else []
         return Call("order_release", room, keys, [order, status, self.pubcmd, k.channel])
 
-    def order_confirm(self, room: str, order: str) -> Call:
+    def order_confirm(self, room: str, order: str, session: str = "") -> Call:
         k = K.room_keys(room)
-        return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta, k.live], [order])
+        keys = [k.orders, k.pending, self.orders_stream(room), k.meta, k.live]
+        keys += [k.session(session)] if session else []
+        return Call("order_confirm", room, keys, [order])
 
     # -- draws (core/draws.py) ---------------------------------------------------------------
 

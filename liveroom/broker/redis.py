@@ -8,7 +8,9 @@ It knows nothing of WebSockets or viewers.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any
 
 import msgpack
@@ -24,6 +26,7 @@ from liveroom.config import RedisConfig
 from liveroom.errors import DRAW_OPEN, MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
 
 log = logging.getLogger(__name__)
+SESSION_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # a session id as core/live.py makes them
 
 
 class RedisBroker:
@@ -202,14 +205,27 @@ class RedisBroker:
 
     async def order_release(self, room: str, order: str, sale: str, status: str) -> None:
         """Released now; refused `no_such_order`, `closed` (no longer pending) or `not_due`."""
-        out = await self._run(self.calls.order_release(room, order, sale, status))
+        session = await self._order_session(room, order)
+        out = await self._run(self.calls.order_release(room, order, sale, status, session))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
 
     async def order_confirm(self, room: str, order: str) -> None:
-        out = await self._run(self.calls.order_confirm(room, order))
+        out = await self._run(self.calls.order_confirm(room, order, await self._order_session(room, order)))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
+
+    async def _order_session(self, room: str, order: str) -> str:
+        """The live session an order was placed in ("" none): the script moves its figures
+        and must be handed that session's key (an order's session never changes)."""
+        raw = await self.order(room, order)
+        if raw is None:
+            return ""
+        try:
+            session = json.loads(raw).get("session", "")
+        except (ValueError, AttributeError):
+            return ""  # the script answers for a record it cannot read
+        return session if isinstance(session, str) and SESSION_ID.match(session) else ""
 
     async def order(self, room: str, order: str) -> bytes | None:
         raw: bytes | None = await bounded(self._cmd(room).hget(K.room_keys(room).orders, order), self._timeout)

@@ -47,3 +47,13 @@ local function session_online(meta, live, online)
     redis.call('HSET', live, 'seen', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   end
 end
+
+-- the figures an order placed in a session moves when it is confirmed or released: the live
+-- hash while that session is live, else the ended session's hash (`ended`, a key of the
+-- caller, checked by its `id`: it may be gone after the retention), else nil
+local function session_of_order(o, meta, live, ended)
+  if not o.session then return nil end
+  if live and o.session == session_live(meta, live) then return live end
+  if ended and redis.call('HGET', ended, 'id') == o.session then return ended end
+  return nil
+end
