@@ -202,3 +202,37 @@ async def test_a_session_without_viewers_closes_itself_once(
 
     kinds = [msgpack.unpackb(f[b"e"]) for _, f in entries]
     assert [(e["type"], e["status"]) for e in kinds if e["type"] == "live"] == [("live", "live"), ("live", "ended")]
+
+
+def test_won_members_are_scoped_by_session() -> None:
+    from liveroom.core.draws import won_in, won_members
+
+    members = {*won_members("s1", ["a", "b"]), *won_members("", ["c"]), *won_members("s2", ["d"])}
+    assert won_in("s1", members) == {"a", "b"} and won_in("s2", members) == {"d"} and won_in("", members) == {"c"}
+
+
+async def test_exclude_winners_means_won_in_this_live_session(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    h = start_hub(LIVEROOM_REDIS=redis1.url, **FAST)
+    room = "lx" + uuid.uuid4().hex[:8]
+    host = await Client.connect(h.base, room, token("host", role="host", rooms=[room]))
+    a = await Client.connect(h.base, room, token("a"))
+
+    async def draw(expect_join: str | None) -> dict[str, Any]:
+        d = (await host.call("draw_start", prize="Mug", winners=1, mode="join", duration_s=1, exclude_winners=True))["draw"]
+        r = await a.call("join_draw", draw=d)
+        assert (r["ok"] if expect_join is None else r["error"]["code"] == expect_join), r
+        await a.wait_for(lambda: any(e["draw"] == d for e in a.of_type("draw_result")), timeout=6, what="the result")
+        return next(e for e in a.of_type("draw_result") if e["draw"] == d)
+
+    try:
+        assert (await host.call("live_start"))["started"]
+        assert [w["id"] for w in (await draw(None))["winners"]] == ["a"]
+        assert (await draw("forbidden"))["entrants"] == 0  # a won in this session
+        assert (await host.call("live_end"))["ended"]
+        assert (await host.call("live_start"))["started"]
+        assert [w["id"] for w in (await draw(None))["winners"]] == ["a"]  # a new session: a may win again
+    finally:
+        await host.close()
+        await a.close()

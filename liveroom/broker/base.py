@@ -103,6 +103,7 @@ class DrawClaim:
     status: str
     seed_hex: str = ""
     exclude: bool = False
+    session: str = ""  # the live session the draw started in ("" none): exclude_winners' scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class DrawRecord:
     status: str  # open | closing | closed
     seed_hex: str
     result: dict[str, Any] | None  # winners [{id, name}], entrants (count), seed; None before the close
+    session: str = ""  # the live session the draw started in ("" none)
 
 
 class Broker(Protocol):

@@ -280,7 +280,7 @@ class RedisBroker:
         out = await self._run(self.calls.draw_claim(room, draw, ttl_ms))
         if out[0] != b"ok":
             return DrawClaim(out[0].decode())
-        return DrawClaim("ok", out[1].decode(), out[2] == b"1")
+        return DrawClaim("ok", out[1].decode(), out[2] == b"1", out[3].decode() if len(out) > 3 else "")
 
     async def draw_store_pool(self, room: str, draw: str, pool: list[str]) -> None:
         """An online draw's sorted pool as this hub's LIST, 10,000 per RPUSH (in order)."""
@@ -352,11 +352,11 @@ class RedisBroker:
         return out
 
     async def draw_record(self, room: str, draw: str) -> DrawRecord | None:
-        fields = ["info", "status", "seed", "result"]
+        fields = ["info", "status", "seed", "result", "sess"]
         got = await bounded(
             self._cmd(room).hmget(K.room_keys(room).draws, [f"{draw}:{f}" for f in fields]), self._timeout
         )
-        info, status, seed, result = got
+        info, status, seed, result, sess = got
         if info is None:
             return None
         return DrawRecord(
@@ -365,6 +365,7 @@ class RedisBroker:
             status=status.decode(),
             seed_hex=seed.decode(),
             result=msgpack.unpackb(result) if result else None,
+            session=sess.decode() if sess else "",
         )
 
     async def due_draws(self, registry: Any, now_ms: int, count: int) -> list[tuple[str, str]]:

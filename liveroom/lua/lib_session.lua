@@ -57,3 +57,9 @@ local function session_of_order(o, meta, live, ended)
   if ended and redis.call('HGET', ended, 'id') == o.session then return ended end
   return nil
 end
+
+-- a winner's member of the room's `won` set for a draw of session `sess` ('' or false: none)
+local function won_member(sess, user)
+  if sess and sess ~= '' then return sess .. '|' .. user end
+  return user
+end

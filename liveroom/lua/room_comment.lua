@@ -45,7 +45,8 @@ if KEYS[5] and ARGV[9] ~= '' then
     if kw and kw ~= '' and redis.call('HGET', KEYS[5], id .. ':status') == 'open'
       and now_ms() < tonumber(redis.call('HGET', KEYS[5], id .. ':ends'))
       and string.find(ARGV[9], kw, 1, true)
-      and (redis.call('HGET', KEYS[5], id .. ':excl') ~= '1' or redis.call('SISMEMBER', KEYS[8], ARGV[6]) == 0) then
+      and (redis.call('HGET', KEYS[5], id .. ':excl') ~= '1'
+        or redis.call('SISMEMBER', KEYS[8], won_member(redis.call('HGET', KEYS[5], id .. ':sess'), ARGV[6])) == 0) then
       redis.call('ZADD', KEYS[6], 'NX', 0, ARGV[6])
       redis.call('HSET', KEYS[7], ARGV[6], ARGV[10])
     end
