@@ -236,3 +236,31 @@ async def test_exclude_winners_means_won_in_this_live_session(
     finally:
         await host.close()
         await a.close()
+
+
+async def test_a_session_on_a_redis_cluster(start_hub: Callable[..., HubProcess], cluster3: Any) -> None:
+    """Every session key shares the room's slot (the scripts run); the idle index lives in its
+    own slot, written outside the scripts."""
+    h = start_hub(LIVEROOM_REDIS_CLUSTER=cluster3.url, LIVEROOM_SESSION_IDLE_CLOSE_S="1", **FAST)
+    room = "lc" + uuid.uuid4().hex[:8]
+    host_tok = token("host", role="host", rooms=[room])
+    viewer = await Client.connect(h.base, room, token("v"))
+    try:
+        status, b = await http("POST", f"{h.base}/api/rooms/{room}/sessions", host_tok)
+        assert status == 200 and b["started"], b
+        sid = b["session"]
+        assert (await viewer.call("comment", text="hi"))["ok"]
+        await viewer.send({"t": "like", "n": 3})
+        await viewer.wait_for(lambda: any(e["status"] == "live" for e in lives(viewer)), what="live on a cluster")
+        await viewer.wait_for(lambda: any(e["total"] == 3 for e in viewer.of_type("likes")), what="3 likes")
+    finally:
+        await viewer.close()
+
+    async def ended() -> bool:  # the idle close, from the cluster's index
+        _, b = await http("GET", f"{h.base}/api/rooms/{room}/sessions/{sid}", host_tok)
+        return bool(b["session"]["status"] == "ended")
+
+    await eventually(ended, timeout=8, what="the idle close on a cluster")
+    _, b = await http("GET", f"{h.base}/api/rooms/{room}/sessions/{sid}", host_tok)
+    s = b["session"]
+    assert (s["comments"], s["likes"], s["viewers"], s["peak_online"]) == (1, 3, 1, 1)
