@@ -170,15 +170,18 @@ async def test_a_session_on_two_hubs_counts_exactly_what_happened(
 async def test_a_session_without_viewers_closes_itself_once(
     start_hub: Callable[..., HubProcess], redis1: RedisProcess
 ) -> None:
-    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, LIVEROOM_SESSION_IDLE_CLOSE_S="1", **FAST) for _ in range(2)]
+    env = {"LIVEROOM_SESSION_IDLE_CLOSE_S": "1", "LIVEROOM_IMPLICIT_ROOMS": "0", **FAST}
+    hubs = [start_hub(LIVEROOM_REDIS=redis1.url, **env) for _ in range(2)]
     room = "li" + uuid.uuid4().hex[:8]
     host_tok = token("host", role="host", rooms=[room])
     api = f"{hubs[0].base}/api/rooms/{room}"
+    status, b = await http("GET", api, host_tok)
+    assert status == 404 and b["error"]["code"] == "no_such_room"
+    status, b = await http("POST", f"{api}/sessions", host_tok)  # live_start creates the room
+    assert status == 200 and b["started"]
+    sid = b["session"]
     viewer = await Client.connect(hubs[1].base, room, token("v"))
     try:
-        status, b = await http("POST", f"{api}/sessions", host_tok)
-        assert status == 200 and b["started"]
-        sid = b["session"]
         await asyncio.sleep(2.5)  # a viewer is there: the session stays live
         _, b = await http("GET", f"{api}/sessions/{sid}", host_tok)
         assert b["session"]["status"] == "live"

@@ -71,7 +71,8 @@ class HttpApi:
             web.delete("/api/rooms/{room}/milestones/{milestone}", self.guard(self.remove_milestone)),
             web.post("/api/rooms/{room}/draws", self.guard(self.op_from_body("draw_start"))),
             web.get("/api/rooms/{room}/draws/{draw}", self.guard(self.get_draw)),
-            web.post("/api/rooms/{room}/sessions", self.guard(self.start_session)),
+            # PROTOCOL.md: a room exists once a host creates it with PUT or `live_start`
+            web.post("/api/rooms/{room}/sessions", self.guard(self.start_session, exists=False)),
             web.get("/api/rooms/{room}/sessions", self.guard(self.list_sessions)),
             web.get("/api/rooms/{room}/sessions/{session}", self.guard(self.get_session)),
             web.post("/api/rooms/{room}/sessions/{session}/end", self.guard(self.end_session)),
