@@ -66,6 +66,12 @@ class SalesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    idle_close_s: float = 7200.0  # a live session with no viewer this long ends by itself
+    retention_days: float = 90.0  # an ended session's figures are kept this long (refreshed by ending it again)
+
+
+@dataclass(frozen=True, slots=True)
 class WebhooksConfig:
     url: str = ""  # POST every order event here; empty: webhooks off
     secret: str = ""  # HMAC-SHA256 key of the X-Liveroom-Signature header (required with url)
@@ -120,6 +126,7 @@ class Config:
     sales: SalesConfig = field(default_factory=SalesConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
 
 
 _SECTIONS: dict[str, type] = {
@@ -131,6 +138,7 @@ _SECTIONS: dict[str, type] = {
     "sales": SalesConfig,
     "webhooks": WebhooksConfig,
     "moderation": ModerationConfig,
+    "sessions": SessionsConfig,
 }
 
 # env var -> (section, key)
@@ -164,6 +172,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
+    "LIVEROOM_SESSION_IDLE_CLOSE_S": ("sessions", "idle_close_s"),
+    "LIVEROOM_SESSION_RETENTION_DAYS": ("sessions", "retention_days"),
     "LIVEROOM_WEBHOOK_URL": ("webhooks", "url"),
     "LIVEROOM_WEBHOOK_SECRET": ("webhooks", "secret"),
     "LIVEROOM_WEBHOOK_TIMEOUT_S": ("webhooks", "timeout_s"),
@@ -237,6 +247,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
     need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
+    need(cfg.sessions.idle_close_s > 0, "sessions.idle_close_s must be > 0")
+    need(cfg.sessions.retention_days > 0, "sessions.retention_days must be > 0")
     need(cfg.server.forwarded_hops >= 1, "server.forwarded_hops must be >= 1")
     need(cfg.limits.header_timeout_s > 0, "limits.header_timeout_s must be > 0")
     need(cfg.limits.max_pending >= 1, "limits.max_pending must be >= 1")

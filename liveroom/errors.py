@@ -34,6 +34,7 @@ DRAW_OPEN: Final = "draw_open"  # an addition: draw_start while the room has an 
 NO_SUCH_ORDER: Final = "no_such_order"
 NO_SUCH_MILESTONE: Final = "no_such_milestone"
 NO_SUCH_ROOM: Final = "no_such_room"  # the room was never created (PUT /api/rooms/{room})
+NO_SUCH_SESSION: Final = "no_such_session"  # an addition: not a live session of this room (or expired)
 CLOSED: Final = "closed"
 UNAVAILABLE: Final = "unavailable"
 INTERNAL: Final = "internal"
@@ -68,6 +69,7 @@ HTTP_STATUS: Final[dict[str, int]] = {
     NO_SUCH_ORDER: 404,
     NO_SUCH_MILESTONE: 404,
     NO_SUCH_ROOM: 404,
+    NO_SUCH_SESSION: 404,
     CLOSED: 409,
     UNAVAILABLE: 503,
     INTERNAL: 500,
@@ -112,6 +114,7 @@ MESSAGES: Final[dict[str, str]] = {
     NO_SUCH_ORDER: "no such order",
     NO_SUCH_MILESTONE: "no such milestone in this room",
     NO_SUCH_ROOM: "no such room",
+    NO_SUCH_SESSION: "no such live session in this room",
     NO_SUCH_DRAW: "no such draw in this room",
     DRAW_OPEN: "a draw is already open in this room; wait for its result",
     BAD_FIELD: "qty: over the per-person limit",  # the one bad_field a script gives

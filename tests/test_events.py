@@ -35,6 +35,7 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
     host = await Client.connect(hub.base, room, token("host", role="host", rooms=[room]))
     viewer = await Client.connect(hub.base, room, token("v"))
     try:
+        assert (await host.call("live_start"))["ok"]  # a `live` event (status live)
         one = (await host.call("sale_create", sku="A", title="Hat", price=100, stock=1, limit=1))["sale"]
         other = (await host.call("sale_create", sku="B", title="Bag", price=200, stock=5, limit=2))["sale"]
         assert (await host.call("pin", product={"sku": "A", "title": "Hat"}))["ok"]
@@ -47,6 +48,7 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
         assert (await host.call("sale_close", sale=other))["ok"]  # a sale event from the close
         draw = (await host.call("draw_start", prize="Mug", winners=1, mode="join", duration_s=1))["draw"]
         assert (await viewer.call("join_draw", draw=draw))["ok"]  # draw_started, then draw_result
+        assert (await host.call("live_end"))["ok"]  # a `live` event (status ended)
         want = set(FIELDS)
         await viewer.wait_for(lambda: want <= {e["type"] for e in viewer.events}, timeout=8, what=f"every event type: {want}")
         late = await Client.connect(hub.base, room, token("late"))
@@ -66,5 +68,6 @@ async def test_every_event_sent_has_exactly_its_documented_fields(hub: HubProces
         check(e)
     closed = [e["sale"] for e in viewer.of_type("sale") if e["sale"]["status"] == "closed"]
     assert closed and closed[0]["initial"] == 5 and closed[0]["stock"] == 5
+    assert late.welcome["state"]["live"] is None  # ended before it joined
     for s in late.welcome["state"]["sales"]:
         assert set(s) == SALE_FIELDS

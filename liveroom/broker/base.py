@@ -91,6 +91,17 @@ class RoomState:
     gmv_confirmed: int = 0
     gmv_pending: int = 0
     draw: dict[str, Any] | None = None  # the open draw's public map (no seed), or None
+    live: dict[str, Any] | None = None  # the live session {session, started_at}, or None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFigures:
+    """One live session as session_read.lua reads it (lua/lib_session.lua's fields)."""
+
+    id: str
+    live: bool
+    fields: dict[str, int]  # totals, and the timeline as `<minute ms>:<figure>`
+    viewers: int  # distinct users (HyperLogLog estimate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,7 @@ class DrawClaim:
     status: str
     seed_hex: str = ""
     exclude: bool = False
+    session: str = ""  # the live session the draw started in ("" none): exclude_winners' scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,7 @@ class DrawRecord:
     status: str  # open | closing | closed
     seed_hex: str
     result: dict[str, Any] | None  # winners [{id, name}], entrants (count), seed; None before the close
+    session: str = ""  # the live session the draw started in ("" none)
 
 
 class Broker(Protocol):
@@ -202,3 +215,14 @@ class Broker(Protocol):
     async def draw_record(self, room: str, draw: str) -> DrawRecord | None: ...
     async def due_draws(self, registry: Any, now_ms: int, count: int) -> list[tuple[str, str]]: ...
     async def draw_done(self, room: str, draw: str) -> None: ...
+
+    # live sessions (core/live.py)
+    async def live_start(self, room: str, body: bytes, session: str, started_at: int) -> tuple[int, str, int]: ...
+    async def live_end(
+        self, room: str, body: bytes, session: str, ended_at: int, retention_ms: int, idle_ms: int = 0
+    ) -> tuple[int, int]: ...
+    async def live_now(self, room: str) -> tuple[str, int] | None: ...
+    async def session_read(self, room: str, session: str) -> SessionFigures | None: ...
+    async def sessions(self, room: str, count: int) -> list[tuple[str, int]]: ...
+    async def live_rooms(self, registry: Any, count: int) -> list[tuple[str, int]]: ...
+    async def live_forget(self, room: str) -> None: ...

@@ -42,7 +42,7 @@ class Calls:
         """`norm`: the comment normalised for keyword draws ("" skips the draw check)."""
         k = K.room_keys(room)
         return Call(
-            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won],
+            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won, k.live],
             [*self._durable(k, body), user, rate, burst, norm, name],
         )  # fmt: skip
 
@@ -52,7 +52,7 @@ class Calls:
 
     def room_like(self, room: str, n: int) -> Call:
         k = K.room_keys(room)
-        return Call("room_like", room, [k.meta, k.hist, k.milestones], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
+        return Call("room_like", room, [k.meta, k.hist, k.milestones, k.live], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
 
     def presence_sync(
         self, room: str, ttl_ms: int, arrived: list[str], gone: list[str], names: dict[str, str] | None = None
@@ -60,7 +60,7 @@ class Calls:
         """Chunked, so that one script never holds the shard for long. `names`: arrivals'
         display names, sent as pairs after the departures."""
         k = K.room_keys(room)
-        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta, k.names]
+        keys = [k.ref, k.hubs, k.hub_users(self.hub_id), k.meta, k.names, k.live, k.live_hll]
         names = names or {}
         step = PRESENCE_CHUNK
         return [
@@ -75,7 +75,7 @@ class Calls:
         return Call(
             "presence_beat",
             room,
-            [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id), k.hist, k.milestones],
+            [k.hubs, k.ref, k.meta, k.hub_users(self.hub_id), k.hist, k.milestones, k.live],
             [self.hub_id, ttl_ms, expect, self.pubcmd, k.channel, new_epoch(), self.maxlen],
         )
 
@@ -99,19 +99,23 @@ class Calls:
         return Call(
             "sale_buy",
             room,
-            [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, self.orders_stream(room), k.meta, k.hist],
+            [k.sales, k.bought(sale), k.idem(sale), k.orders, k.pending, self.orders_stream(room), k.meta, k.hist, k.live],
             [self.pubcmd, k.channel, sale, user, qty, idem_field, order_prefix, pay_window_ms,
              new_epoch(), self.maxlen, room, key, sold_out],
         )  # fmt: skip
 
-    def order_release(self, room: str, order: str, sale: str, status: str) -> Call:
+    def order_release(self, room: str, order: str, sale: str, status: str, session: str = "") -> Call:
+        """`session`: the live session the order was placed in ("" none): its figures move."""
         k = K.room_keys(room)
-        keys = [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta]
+        keys = [k.orders, k.pending, k.sales, k.bought(sale), self.orders_stream(room), k.meta, k.live]
+        keys += [k.session(session)] if session else []
         return Call("order_release", room, keys, [order, status, self.pubcmd, k.channel])
 
-    def order_confirm(self, room: str, order: str) -> Call:
+    def order_confirm(self, room: str, order: str, session: str = "") -> Call:
         k = K.room_keys(room)
-        return Call("order_confirm", room, [k.orders, k.pending, self.orders_stream(room), k.meta], [order])
+        keys = [k.orders, k.pending, self.orders_stream(room), k.meta, k.live]
+        keys += [k.session(session)] if session else []
+        return Call("order_confirm", room, keys, [order])
 
     # -- moderation (kick, ban) -------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class Calls:
     ) -> Call:
         k = K.room_keys(room)
         return Call(
-            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist],
+            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist, k.live],
             [*self._durable(k, body), draw, info, seed_hex, keyword, ends_at, int(exclude)],
         )  # fmt: skip
 
@@ -159,3 +163,26 @@ class Calls:
             "draw_result", room, [k.draws, k.entrants, k.draw_entrants(draw), k.meta, k.hist, *pool],
             [*self._durable(k, body), draw, result, counted],
         )  # fmt: skip
+
+    # -- live sessions (core/live.py) ------------------------------------------------------
+
+    def live_start(self, room: str, body: bytes, session: str, started_at: int) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "live_start", room, [k.meta, k.hist, k.live, k.live_hll, k.sessions, k.ref],
+            [*self._durable(k, body), session, started_at],
+        )  # fmt: skip
+
+    def live_end(self, room: str, body: bytes, session: str, ended_at: int, retention_ms: int, idle_ms: int) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "live_end", room,
+            [k.meta, k.hist, k.live, k.live_hll, k.session(session), k.session_hll(session), k.sessions, k.ref],
+            [*self._durable(k, body), session, ended_at, retention_ms, idle_ms],
+        )  # fmt: skip
+
+    def session_read(self, room: str, session: str) -> Call:
+        k = K.room_keys(room)
+        return Call(
+            "session_read", room, [k.meta, k.live, k.live_hll, k.session(session), k.session_hll(session)], [session]
+        )

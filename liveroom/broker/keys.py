@@ -45,6 +45,20 @@ class RoomKeys:
         """HASH reporting user -> reason: one report per user per comment."""
         return f"{PREFIX}:{{{self.room}}}:report:{seq}"
 
+    # live sessions: the live one's figures (HASH, see lua/lib_session.lua) and viewers
+    # (HyperLogLog); live_end.lua renames both to session(<id>) / session_hll(<id>)
+    live: str = ""
+    live_hll: str = ""
+    sessions: str = ""  # ZSET session id -> started_at ms: the room's sessions, kept or live
+
+    def session(self, session: str) -> str:
+        """HASH: an ended session's figures (expire after sessions.retention_days)."""
+        return f"{PREFIX}:{{{self.room}}}:session:{session}"
+
+    def session_hll(self, session: str) -> str:
+        """HyperLogLog: an ended session's distinct viewers."""
+        return f"{PREFIX}:{{{self.room}}}:session:{session}:hll"
+
     def draw_entrants(self, draw: str) -> str:
         """A closed draw's entrants: `entrants` (ZSET) renamed by the close (O(1)); for an
         `online` draw the claimant's sorted LIST (`online_pool`) renamed."""
@@ -97,6 +111,9 @@ def room_keys(room: str) -> RoomKeys:
         strikes=f"{t}:strikes",
         reports=f"{t}:reports",
         reported=f"{t}:reported",
+        live=f"{t}:live",
+        live_hll=f"{t}:live:hll",
+        sessions=f"{t}:sessions",
     )
 
 
@@ -115,6 +132,11 @@ REAPER_LOCK = f"{PREFIX}:{{sales}}:reaper"
 # poll. A room's script cannot write it on a cluster (another slot), so it is written before
 # the draw_start script (and removed if that refuses): no draw can exist unindexed.
 DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
+
+# ZSET room -> ms it was added, per shard (cluster: one key): rooms that may have a live
+# session, what the idle closers poll. Written before live_start.lua (another slot on a
+# cluster), dropped by a closer once the room has no session live.
+SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
 
 
 def room_of_channel(channel: bytes | str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import msgpack
 
 from liveroom.broker import keys as K
-from liveroom.broker.base import Beat, BrokerEvents, DrawClaim, DrawRecord, RoomState, SaleRecord
+from liveroom.broker.base import Beat, BrokerEvents, DrawClaim, DrawRecord, RoomState, SaleRecord, SessionFigures
 from liveroom.broker.calls import Call, Calls
 from liveroom.broker.scripts import Scripts
 from liveroom.broker.subscriptions import Subscriptions
@@ -27,6 +28,7 @@ from liveroom.config import RedisConfig
 from liveroom.errors import DRAW_OPEN, MUTED, NO_SUCH_SALE, RATE_LIMITED, ReplyError, Unavailable, refusal
 
 log = logging.getLogger(__name__)
+SESSION_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # a session id as core/live.py makes them
 
 
 class RedisBroker:
@@ -268,14 +270,27 @@ class RedisBroker:
 
     async def order_release(self, room: str, order: str, sale: str, status: str) -> None:
         """Released now; refused `no_such_order`, `closed` (no longer pending) or `not_due`."""
-        out = await self._run(self.calls.order_release(room, order, sale, status))
+        session = await self._order_session(room, order)
+        out = await self._run(self.calls.order_release(room, order, sale, status, session))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
 
     async def order_confirm(self, room: str, order: str) -> None:
-        out = await self._run(self.calls.order_confirm(room, order))
+        out = await self._run(self.calls.order_confirm(room, order, await self._order_session(room, order)))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
+
+    async def _order_session(self, room: str, order: str) -> str:
+        """The live session an order was placed in ("" none): the script moves its figures
+        and must be handed that session's key (an order's session never changes)."""
+        raw = await self.order(room, order)
+        if raw is None:
+            return ""
+        try:
+            session = json.loads(raw).get("session", "")
+        except (ValueError, AttributeError):
+            return ""  # the script answers for a record it cannot read
+        return session if isinstance(session, str) and SESSION_ID.match(session) else ""
 
     async def order(self, room: str, order: str) -> bytes | None:
         raw: bytes | None = await bounded(self._cmd(room).hget(K.room_keys(room).orders, order), self._timeout)
@@ -330,7 +345,7 @@ class RedisBroker:
         out = await self._run(self.calls.draw_claim(room, draw, ttl_ms))
         if out[0] != b"ok":
             return DrawClaim(out[0].decode())
-        return DrawClaim("ok", out[1].decode(), out[2] == b"1")
+        return DrawClaim("ok", out[1].decode(), out[2] == b"1", out[3].decode() if len(out) > 3 else "")
 
     async def draw_store_pool(self, room: str, draw: str, pool: list[str]) -> None:
         """An online draw's sorted pool as this hub's LIST, 10,000 per RPUSH (in order)."""
@@ -402,11 +417,11 @@ class RedisBroker:
         return out
 
     async def draw_record(self, room: str, draw: str) -> DrawRecord | None:
-        fields = ["info", "status", "seed", "result"]
+        fields = ["info", "status", "seed", "result", "sess"]
         got = await bounded(
             self._cmd(room).hmget(K.room_keys(room).draws, [f"{draw}:{f}" for f in fields]), self._timeout
         )
-        info, status, seed, result = got
+        info, status, seed, result, sess = got
         if info is None:
             return None
         return DrawRecord(
@@ -415,6 +430,7 @@ class RedisBroker:
             status=status.decode(),
             seed_hex=seed.decode(),
             result=msgpack.unpackb(result) if result else None,
+            session=sess.decode() if sess else "",
         )
 
     async def due_draws(self, registry: Any, now_ms: int, count: int) -> list[tuple[str, str]]:
@@ -428,6 +444,55 @@ class RedisBroker:
 
     async def draw_done(self, room: str, draw: str) -> None:
         await bounded(self._cmd(room).zrem(K.DRAWS_DUE, f"{room} {draw}"), self._timeout)
+
+    # -- live sessions ---------------------------------------------------------------------
+
+    async def live_start(self, room: str, body: bytes, session: str, started_at: int) -> tuple[int, str, int]:
+        """(seq, session id, started_at): seq 0 when a session was live already (its id and
+        start). The room goes into its shard's idle index first (a cluster's index is in
+        another slot than the room): no live session can exist unindexed."""
+        await bounded(self._cmd(room).zadd(K.SESSIONS_LIVE, {room: started_at}), self._timeout)
+        seq, sid, at = await self._run(self.calls.live_start(room, body, session, started_at))
+        return int(seq), sid.decode(), int(at)
+
+    async def live_end(
+        self, room: str, body: bytes, session: str, ended_at: int, retention_ms: int, idle_ms: int = 0
+    ) -> tuple[int, int]:
+        """(seq, ended_at): seq 0 when it had ended already, -1 no such session, -2 not idle."""
+        seq, at = await self._run(self.calls.live_end(room, body, session, ended_at, retention_ms, idle_ms))
+        return int(seq), int(at)
+
+    async def live_now(self, room: str) -> tuple[str, int] | None:
+        """(session id, started_at) of the room's live session, or None."""
+        sid, at = await bounded(self._cmd(room).hmget(K.room_keys(room).meta, ["live", "live_at"]), self._timeout)
+        return (sid.decode(), int(at or 0)) if sid else None
+
+    async def session_read(self, room: str, session: str) -> SessionFigures | None:
+        flat, viewers, live = await self._run(self.calls.session_read(room, session))
+        if not flat:
+            return None
+        fields = {}
+        for name, value in zip(flat[::2], flat[1::2]):
+            try:
+                fields[name.decode()] = int(value)
+            except ValueError:
+                continue  # the id
+        return SessionFigures(session, bool(live), fields, int(viewers))
+
+    async def sessions(self, room: str, count: int) -> list[tuple[str, int]]:
+        """(id, started_at) of the room's sessions, newest first."""
+        got = await bounded(
+            self._cmd(room).zrevrange(K.room_keys(room).sessions, 0, count - 1, withscores=True), self._timeout
+        )
+        return [(m.decode(), int(score)) for m, score in got]
+
+    async def live_rooms(self, registry: Any, count: int) -> list[tuple[str, int]]:
+        """(room, ms indexed) of the registry's rooms that may have a live session."""
+        got = await bounded(registry.zrange(K.SESSIONS_LIVE, 0, count - 1, withscores=True), self._timeout)
+        return [(m.decode(), int(score)) for m, score in got]
+
+    async def live_forget(self, room: str) -> None:
+        await bounded(self._cmd(room).zrem(K.SESSIONS_LIVE, room), self._timeout)
 
 
 def muted_refusal(until_ms: int) -> ReplyError:

@@ -62,6 +62,7 @@ def room_state(reply: list[Any]) -> RoomState:
     draw = reply[4] if len(reply) > 4 else None
     meta = dict(zip(flat[::2], flat[1::2]))
     pinned = meta.get(b"pinned")
+    live = meta.get(b"live")
     return RoomState(
         seq=int(meta.get(b"seq", 0)),
         epoch=meta.get(b"epoch", b"").decode(),  # none yet: a room created but never joined
@@ -77,4 +78,5 @@ def room_state(reply: list[Any]) -> RoomState:
         gmv_confirmed=int(meta.get(b"gmv_confirmed", 0)),
         gmv_pending=int(meta.get(b"gmv_pending", 0)),
         draw=msgpack.unpackb(draw) if draw else None,
+        live={"session": live.decode(), "started_at": int(meta.get(b"live_at", 0))} if live else None,
     )

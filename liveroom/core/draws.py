@@ -112,6 +112,21 @@ def is_anonymous(user: str) -> bool:
     return user.startswith("anon:")
 
 
+def won_members(session: str, users: list[str]) -> list[str]:
+    """The room's `won` set members for winners of a draw started in `session` ("" none):
+    `<session>|<user>` (user ids never hold `|`), so exclude_winners means "won in this live
+    session"; plain user ids for draws started with no session live ("won in this room")."""
+    return [f"{session}|{u}" for u in users] if session else list(users)
+
+
+def won_in(session: str, members: set[str]) -> set[str]:
+    """The users of `won` members who won a draw of `session` ("": of no session)."""
+    if session:
+        prefix = session + "|"
+        return {m[len(prefix) :] for m in members if m.startswith(prefix)}
+    return {m for m in members if "|" not in m}
+
+
 class Draws:
     def __init__(self, cfg: Config, broker: Broker) -> None:
         self.cfg = cfg
@@ -189,7 +204,7 @@ class Draws:
             return True
         online = record.info["mode"] == "online"
         if online:
-            pool = await self._present(room, claim.exclude)
+            pool = await self._present(room, claim.exclude, claim.session)
             await self.broker.draw_store_pool(room, draw, pool)
         else:
             pool = await self._read_entrants(room)
@@ -208,7 +223,7 @@ class Draws:
             if online:
                 await self.broker.draw_drop_pool(room, draw)  # another hub's pool was kept
             return await self._settle(room, draw)
-        await self.broker.draw_mark_won(room, winners)
+        await self.broker.draw_mark_won(room, won_members(claim.session, winners))
         log.info("draw %s/%s closed: %d entrants, %d winners", room, draw, len(pool), len(winners))
         return True
 
@@ -218,7 +233,7 @@ class Draws:
         so a hub dying between the result and the marking loses nothing."""
         record = await self.broker.draw_record(room, draw)
         if record is not None and record.result is not None:
-            await self.broker.draw_mark_won(room, [w["id"] for w in record.result["winners"]])
+            await self.broker.draw_mark_won(room, won_members(record.session, [w["id"] for w in record.result["winners"]]))
         return True
 
     async def _read_entrants(self, room: str) -> list[str]:
@@ -232,7 +247,7 @@ class Draws:
                 return pool
             after = page[-1]
 
-    async def _present(self, room: str, exclude: bool) -> list[str]:
+    async def _present(self, room: str, exclude: bool, session: str = "") -> list[str]:
         """Online draws: the signed-in users present on any hub (the presence hash, HSCAN'd
         PRESENCE_SCAN at a time), sorted. Stored as this hub's own sorted LIST, which the result
         script renames to the draw's entrants: appending to a list costs Redis a fraction of
@@ -245,7 +260,7 @@ class Draws:
             if cursor == 0:
                 break
         if exclude:
-            users -= await self.broker.draw_won(room)
+            users -= won_in(session, await self.broker.draw_won(room))
         return await asyncio.to_thread(sorted, users)
 
     async def _close_task(self, room: str, draw: str) -> None:

@@ -24,6 +24,7 @@ from liveroom.protocol import frames as F
 
 if TYPE_CHECKING:
     from liveroom.core.draws import Draws
+    from liveroom.core.live import LiveSessions
     from liveroom.core.sales import Sales
 
 
@@ -36,8 +37,9 @@ Result = dict[str, Any] | None
 
 class Ops:
     def __init__(
-        self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales", milestones: Milestones, draws: "Draws | None" = None
-    ) -> None:
+        self, cfg: Config, hub: Hub, broker: Broker, sales: "Sales", milestones: Milestones, draws: "Draws | None" = None,
+        live: "LiveSessions | None" = None,
+    ) -> None:  # fmt: skip
         self.cfg = cfg
         self.hub = hub
         self.broker = broker
@@ -62,6 +64,9 @@ class Ops:
         if draws is not None:
             self._handlers[F.DrawStart] = draws.start
             self._handlers[F.JoinDraw] = draws.join
+        if live is not None:
+            self._handlers[F.LiveStart] = live.start
+            self._handlers[F.LiveEnd] = live.end
 
     async def handle(self, s: Session, op: F.Op) -> Result:
         if isinstance(op, F.HOST_OPS) and not s.is_host:

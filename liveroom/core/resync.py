@@ -47,6 +47,7 @@ def welcome(room: Room, state: RoomState, user: dict[str, str], recovered: bool)
             "pinned": state.pinned,
             "sales": live_sales(state.sales),
             "draw": state.draw,  # the open draw's public map (never its seed), or None
+            "live": state.live,  # {session, started_at} of the live session, or None
         },
         "recovered": recovered,
     }

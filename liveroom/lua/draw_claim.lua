@@ -2,7 +2,7 @@
 -- KEYS[1] draws
 -- ARGV[1] draw id  ARGV[2] this hub's id  ARGV[3] claim ttl ms
 -- A claim whose ttl ran out (its hub died mid-close) may be taken by another hub.
--- returns {'ok', seed hex, exclude (0|1)} | {'gone'} (no such draw) | {'closed'} |
+-- returns {'ok', seed hex, exclude (0|1), session ('' none)} | {'gone'} (no such draw) | {'closed'} |
 -- {'early'} (not due yet) | {'busy'} (another hub holds a live claim)
 local id = ARGV[1]
 local status = redis.call('HGET', KEYS[1], id .. ':status')
@@ -25,4 +25,5 @@ if status == 'closing' then
   end
 end
 redis.call('HSET', KEYS[1], id .. ':status', 'closing', id .. ':claim', ARGV[2] .. ' ' .. (now + tonumber(ARGV[3])))
-return {'ok', redis.call('HGET', KEYS[1], id .. ':seed'), redis.call('HGET', KEYS[1], id .. ':excl')}
+return {'ok', redis.call('HGET', KEYS[1], id .. ':seed'), redis.call('HGET', KEYS[1], id .. ':excl'),
+  redis.call('HGET', KEYS[1], id .. ':sess') or ''}

@@ -1,4 +1,5 @@
 -- draw_join.lua: a signed-in user enters the open `join` draw (once, however often asked).
+-- include: lib_session.lua
 -- KEYS[1] draws  KEYS[2] entrants  KEYS[3] names  KEYS[4] won
 -- ARGV[1] draw id  ARGV[2] user  ARGV[3] display name
 -- returns {'ok', 1 (entered now) | 0 (already in)} or {'err', code, detail}
@@ -19,8 +20,10 @@ local info = cmsgpack.unpack(redis.call('HGET', KEYS[1], id .. ':info'))
 if info.mode ~= 'join' then
   return {'err', 'bad_field', 'draw: everyone in the room at the close enters this draw'}
 end
-if redis.call('HGET', KEYS[1], id .. ':excl') == '1' and redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 then
-  return {'err', 'forbidden', 'you have already won a draw in this room'}
+local sess = redis.call('HGET', KEYS[1], id .. ':sess') or ''
+local won = won_member(sess, ARGV[2]) -- won in this live session (or, with none, in this room)
+if redis.call('HGET', KEYS[1], id .. ':excl') == '1' and redis.call('SISMEMBER', KEYS[4], won) == 1 then
+  return {'err', 'forbidden', sess ~= '' and 'you have already won a draw in this live session' or 'you have already won a draw in this room'}
 end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 return {'ok', redis.call('ZADD', KEYS[2], 'NX', 0, ARGV[2])}

@@ -1,5 +1,8 @@
 -- order_confirm.lua: the shop backend says a pending order is paid.
--- KEYS[1] orders  KEYS[2] pending  KEYS[3] orders stream  KEYS[4] meta
+-- include: lib_session.lua
+-- KEYS[1] orders  KEYS[2] pending  KEYS[3] orders stream  KEYS[4] meta  KEYS[5] live (optional)
+-- KEYS[6] session:<id> of the order's session (optional): an order placed in a live session
+-- moves from pending to confirmed in that session's figures, live or ended
 -- ARGV[1] order id
 -- returns {'ok', 'confirmed'} (also when already confirmed: a retried call is harmless),
 -- or {'err', code, status}: no_such_order, or closed (cancelled or expired first)
@@ -25,6 +28,13 @@ redis.call('HINCRBY', KEYS[4], 'orders_pending', -1)
 redis.call('HINCRBY', KEYS[4], 'gmv_pending', -o.amount)
 redis.call('HINCRBY', KEYS[4], 'orders_confirmed', 1)
 redis.call('HINCRBY', KEYS[4], 'gmv_confirmed', o.amount)
+local figures = session_of_order(o, KEYS[4], KEYS[5], KEYS[6])
+if figures then
+  redis.call('HINCRBY', figures, 'orders_pending', -1)
+  redis.call('HINCRBY', figures, 'gmv_pending', -o.amount)
+  redis.call('HINCRBY', figures, 'orders_confirmed', 1)
+  redis.call('HINCRBY', figures, 'gmv_confirmed', o.amount)
+end
 redis.call('XADD', KEYS[3], '*', 'event', 'confirmed', 'order', ARGV[1], 'room', o.room, 'sale', o.sale,
   'user', o.user, 'qty', o.qty, 'amount', o.amount, 'ts', now)
 return {'ok', 'confirmed'}

@@ -2,7 +2,10 @@
 -- either gives the stock and the user's quota back. Exactly once: only a `pending` order
 -- changes, so a cancel racing an expiry releases the units one time.
 -- KEYS[1] orders  KEYS[2] pending  KEYS[3] sales  KEYS[4] bought:<sid>  KEYS[5] orders stream
--- KEYS[6] meta
+-- include: lib_session.lua
+-- KEYS[6] meta  KEYS[7] live (optional)  KEYS[8] session:<id> of the order's session (optional):
+-- an order placed in a live session leaves that session's pending figures, live or ended (the
+-- timeline keeps the minute it was placed in)
 -- ARGV[1] order id  ARGV[2] 'cancelled' or 'expired'  ARGV[3] pubcmd  ARGV[4] channel
 -- returns {'ok', status} when released now, {'err', code, status} otherwise
 -- (no_such_order; closed: the order is no longer pending; not_due: pay window still open)
@@ -36,6 +39,11 @@ if redis.call('HGET', KEYS[3], o.sale .. ':status') == 'sold_out' then
 end
 redis.call('HINCRBY', KEYS[6], 'orders_pending', -1)
 redis.call('HINCRBY', KEYS[6], 'gmv_pending', -o.amount)
+local figures = session_of_order(o, KEYS[6], KEYS[7], KEYS[8])
+if figures then
+  redis.call('HINCRBY', figures, 'orders_pending', -1)
+  redis.call('HINCRBY', figures, 'gmv_pending', -o.amount)
+end
 redis.call('XADD', KEYS[5], '*', 'event', ARGV[2], 'order', ARGV[1], 'room', o.room, 'sale', o.sale,
   'user', o.user, 'qty', o.qty, 'amount', o.amount, 'ts', now)
 redis.call(ARGV[3], ARGV[4], 'S' .. o.sale .. ' ' .. remaining)

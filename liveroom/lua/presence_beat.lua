@@ -2,8 +2,9 @@
 -- this hub's own users still counted, and has the online count crossed a milestone?
 -- include: lib_publish.lua
 -- include: lib_milestones.lua
+-- include: lib_session.lua
 -- KEYS[1] hubs  KEYS[2] ref  KEYS[3] meta  KEYS[4] this hub's user set  KEYS[5] hist
--- KEYS[6] milestones
+-- KEYS[6] milestones  KEYS[7] live (optional: the live session's peak, timeline, last seen)
 -- ARGV[1] hub id  ARGV[2] hub ttl ms  ARGV[3] users this hub holds here (-1: don't check)
 -- ARGV[4] pubcmd  ARGV[5] channel  ARGV[6] epoch candidate  ARGV[7] maxlen
 -- returns {online, lost (1 when this hub's user set does not match: the hub registers
@@ -30,6 +31,7 @@ local peak = tonumber(redis.call('HGET', KEYS[3], 'peak') or '0')
 if online > peak then
   redis.call('HSET', KEYS[3], 'peak', online)
 end
+session_online(KEYS[3], KEYS[7], online)
 local draws = {}
 if redis.call('EXISTS', KEYS[6]) == 1 then
   local seen = tonumber(redis.call('HGET', KEYS[3], 'ms_online') or '0')

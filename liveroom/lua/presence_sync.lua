@@ -1,6 +1,9 @@
 -- presence_sync.lua: the users who arrived on and left this hub since its last call, in one
 -- call per room and tick (a crowd joining or dropping at once is one call, not thousands).
+-- include: lib_session.lua
 -- KEYS[1] ref  KEYS[2] hubs  KEYS[3] this hub's user set  KEYS[4] meta  KEYS[5] names
+-- KEYS[6] live  KEYS[7] live:hll (optional: while a session is live, arrivals go into its
+-- viewers HyperLogLog and the count into its peak and timeline)
 -- ARGV[1] hub id  ARGV[2] hub ttl ms  ARGV[3] number of arrivals n  ARGV[4] departures g
 -- ARGV[5 .. 4+n] users now here, ARGV[5+n .. 4+n+g] users gone from this hub, then
 -- (user, display name) pairs of arrivals, written to the names hash (online draws)
@@ -25,7 +28,11 @@ for i = 5 + n, 4 + n + g do
     end
   end
 end
+if n > 0 and session_live(KEYS[4], KEYS[6]) and KEYS[7] then
+  redis.call('PFADD', KEYS[7], unpack(ARGV, 5, 4 + n))
+end
 local online = redis.call('HLEN', KEYS[1])
+session_online(KEYS[4], KEYS[6], online)
 local peak = tonumber(redis.call('HGET', KEYS[4], 'peak') or '0')
 if online > peak then
   redis.call('HSET', KEYS[4], 'peak', online)

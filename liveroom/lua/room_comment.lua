@@ -1,5 +1,6 @@
 -- room_comment.lua: a viewer's comment, refused if the user is muted or too fast.
 -- include: lib_publish.lua
+-- include: lib_session.lua
 -- KEYS[1] meta  KEYS[2] hist  KEYS[3] mutes  KEYS[4] the user's rate bucket in this room
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] history maxlen  ARGV[6] user id
@@ -8,6 +9,7 @@
 -- normalised by core/rules.py `normalise`, ARGV[10] the user's display name): a comment
 -- that contains the open keyword draw's (normalised) keyword enters its author, in the
 -- same atomic step as the comment (a plain substring find: Python normalised both).
+-- Live session (optional, KEYS[9] live): counts the comment in the live session's figures.
 -- returns {seq, epoch}, {-1, muted_until_ms} (-1 = forever) when the user is muted, or
 -- {-2, 0} when the user is over the rate (counted over all hubs: a user with sockets on
 -- several hubs gets one allowance, not one per hub)
@@ -35,6 +37,7 @@ if rate > 0 then
   redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate * 1000) + 1000)
 end
 redis.call('HINCRBY', KEYS[1], 'comments', 1)
+session_add(KEYS[1], KEYS[9], 'comments', 1, 'comments')
 if KEYS[5] and ARGV[9] ~= '' then
   local id = redis.call('HGET', KEYS[5], 'open')
   if id then
@@ -42,7 +45,8 @@ if KEYS[5] and ARGV[9] ~= '' then
     if kw and kw ~= '' and redis.call('HGET', KEYS[5], id .. ':status') == 'open'
       and now_ms() < tonumber(redis.call('HGET', KEYS[5], id .. ':ends'))
       and string.find(ARGV[9], kw, 1, true)
-      and (redis.call('HGET', KEYS[5], id .. ':excl') ~= '1' or redis.call('SISMEMBER', KEYS[8], ARGV[6]) == 0) then
+      and (redis.call('HGET', KEYS[5], id .. ':excl') ~= '1'
+        or redis.call('SISMEMBER', KEYS[8], won_member(redis.call('HGET', KEYS[5], id .. ':sess'), ARGV[6])) == 0) then
       redis.call('ZADD', KEYS[6], 'NX', 0, ARGV[6])
       redis.call('HSET', KEYS[7], ARGV[6], ARGV[10])
     end

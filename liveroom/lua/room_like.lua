@@ -2,12 +2,14 @@
 -- fire the likes milestones the new total crosses.
 -- include: lib_publish.lua
 -- include: lib_milestones.lua
--- KEYS[1] meta  KEYS[2] hist  KEYS[3] milestones
+-- include: lib_session.lua
+-- KEYS[1] meta  KEYS[2] hist  KEYS[3] milestones  KEYS[4] live (optional: the live session's figures)
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] taps to add  ARGV[4] epoch candidate  ARGV[5] maxlen
 -- returns {new total, {ids of fired milestones that start a draw}}; publishes "L<total>"
 -- (ephemeral: latest value wins) and a durable `milestone` event per milestone crossed
 local total = redis.call('HINCRBY', KEYS[1], 'likes', ARGV[3])
 redis.call(ARGV[1], ARGV[2], 'L' .. total)
+session_add(KEYS[1], KEYS[4], 'likes', tonumber(ARGV[3]), 'likes')
 local draws = {}
 if redis.call('EXISTS', KEYS[3]) == 1 then
   draws = check_milestones(KEYS[3], 'likes', total - tonumber(ARGV[3]), total, KEYS[1], KEYS[2],

@@ -1,8 +1,10 @@
 -- sale_buy.lua: one buy, all or nothing. The only place stock is taken.
 -- include: lib_publish.lua
+-- include: lib_session.lua
 -- KEYS[1] sales  KEYS[2] bought:<sid> (user -> units held)  KEYS[3] idem:<sid> (key -> answer)
 -- KEYS[4] orders (HASH oid -> JSON)  KEYS[5] pending (ZSET oid -> pay deadline ms)
--- KEYS[6] orders stream  KEYS[7] meta  KEYS[8] hist
+-- KEYS[6] orders stream  KEYS[7] meta  KEYS[8] hist  KEYS[9] live (optional: the order counts in
+-- the live session's figures, and the order records its `session`)
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] sale id  ARGV[4] user  ARGV[5] qty
 -- ARGV[6] idempotency field  ARGV[7] order id prefix  ARGV[8] pay window ms
 -- ARGV[9] epoch candidate  ARGV[10] maxlen  ARGV[11] room  ARGV[12] client key
@@ -64,13 +66,16 @@ local oid = ARGV[7] .. n
 local amount = info.price * qty
 redis.call('HSET', KEYS[4], oid, cjson.encode({
   id = oid, room = ARGV[11], sale = sid, user = user, qty = qty, price = info.price,
-  amount = amount, status = 'pending', created = now, key = ARGV[12]
+  amount = amount, status = 'pending', created = now, key = ARGV[12],
+  session = session_live(KEYS[7], KEYS[9]) or nil
 }))
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[8]), oid)
 redis.call('XADD', KEYS[6], '*', 'event', 'created', 'order', oid, 'room', ARGV[11], 'sale', sid,
   'sku', info.sku, 'user', user, 'qty', qty, 'amount', amount, 'ts', now)
 redis.call('HINCRBY', KEYS[7], 'orders_pending', 1)
 redis.call('HINCRBY', KEYS[7], 'gmv_pending', amount)
+session_add(KEYS[7], KEYS[9], 'orders_pending', 1, 'orders')
+session_add(KEYS[7], KEYS[9], 'gmv_pending', amount, 'gmv')
 redis.call('HSET', KEYS[3], ARGV[6], 'ok|' .. oid .. '|' .. remaining)
 redis.call(ARGV[1], ARGV[2], 'S' .. sid .. ' ' .. remaining)
 if remaining == 0 then

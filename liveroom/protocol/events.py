@@ -29,6 +29,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "milestone": frozenset({"seq", "kind", "value", "reward"}),
     "draw_started": frozenset({"seq", "draw"}),
     "draw_result": frozenset({"seq", "draw", "winners", "entrants", "seed"}),
+    "live": frozenset({"seq", "status", "session", "started_at", "ended_at"}),
 }
 # type -> fields an event of that type carries only sometimes (docs/protocol.md: "optional")
 OPTIONAL: dict[str, frozenset[str]] = {
@@ -108,3 +109,8 @@ def draw_started(draw: dict[str, Any]) -> Event:
 
 def draw_result(draw_id: str, winners: list[dict[str, str]], entrants: int, seed_hex: str) -> Event:
     return {"type": "draw_result", "draw": draw_id, "winners": winners, "entrants": entrants, "seed": seed_hex}
+
+
+def live(status: str, session: str, started_at: int, ended_at: int | None) -> Event:
+    """A live session started (`live`, ended_at nil) or ended (`ended`)."""
+    return {"type": "live", "status": status, "session": session, "started_at": started_at, "ended_at": ended_at}

@@ -213,16 +213,26 @@ class Report:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStart:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEnd:
+    session: str  # "": the live one (the op); the HTTP API names the session it ends
+
+
 Op = Union[
     Ping, Comment, Like, Buy, JoinDraw, Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment,
-    MilestoneSet, MilestoneRemove,
+    MilestoneSet, MilestoneRemove, LiveStart, LiveEnd,
     Kick, Ban, Report,  # moderation
 ]
 
 HOST_OPS: tuple[type, ...] = (
     Pin, Notice, SaleCreate, SaleClose, DrawStart, Mute, DeleteComment, MilestoneSet, MilestoneRemove,
+    LiveStart, LiveEnd, Kick, Ban,
 )
-HOST_OPS += (Kick, Ban)  # moderation
 
 
 def _str(m: dict[str, Any], key: str, *, max_len: int = 10_000, required: bool = True, default: str = "") -> str:
@@ -307,6 +317,14 @@ def _sale_create(m: dict[str, Any]) -> SaleCreate:
     if op.price * op.limit >= MAX_INT:
         raise ReplyError(BAD_FIELD, "price x limit: must be below 2^53")
     return op
+
+
+def _live_start(m: dict[str, Any]) -> LiveStart:
+    return LiveStart()
+
+
+def _live_end(m: dict[str, Any]) -> LiveEnd:
+    return LiveEnd(_id(m, "session") if m.get("session") is not None else "")
 
 
 def _sale_close(m: dict[str, Any]) -> SaleClose:
@@ -399,6 +417,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Op]] = {
     "kick": _kick,
     "ban": _ban,
     "report": _report,
+    "live_start": _live_start,
+    "live_end": _live_end,
 }
 
 

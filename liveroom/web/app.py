@@ -17,6 +17,7 @@ from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
 from liveroom.core.draws import Draws
 from liveroom.core.hub import Hub
+from liveroom.core.live import LiveSessions
 from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales
@@ -54,9 +55,10 @@ def build_app(cfg: Config) -> web.Application:
     milestones = Milestones(broker, draws)  # a milestone with a draw starts it
     hub = Hub(cfg, broker, metrics, milestones)
     sales = Sales(cfg, broker)
-    ops = Ops(cfg, hub, broker, sales, milestones, draws)
+    live = LiveSessions(cfg, broker)
+    ops = Ops(cfg, hub, broker, sales, milestones, draws, live)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)
-    api = HttpApi(ops, sales, milestones, broker, auth, metrics, draws)
+    api = HttpApi(ops, sales, milestones, broker, auth, metrics, draws, live)
     app[HUB], app[WS], app[BROKER] = hub, ws, broker
     app.router.add_get("/ws", ws.handle)
     app.router.add_routes(api.routes(internal=not cfg.server.internal_port))
@@ -69,6 +71,7 @@ def build_app(cfg: Config) -> web.Application:
         unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
         closer = asyncio.create_task(draws.closer(), name="draw-closer")
+        idle = asyncio.create_task(live.closer(), name="session-closer")
         hooks = webhooks.for_hub(cfg, broker.hub_id)  # order events to the shop (docs/shop.md)
         if hooks is not None:
             hooks.start()
@@ -76,6 +79,7 @@ def build_app(cfg: Config) -> web.Application:
         yield
         reaper.cancel()
         closer.cancel()
+        idle.cancel()
         if hooks is not None:
             await hooks.stop()
         await ws.drain()

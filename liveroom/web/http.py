@@ -11,12 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.core.draws import Draws
+from liveroom.core.live import LiveSessions, timeline_csv
 from liveroom.core.milestones import Milestones
 from liveroom.core.ops import Ops, now_ms
 from liveroom.core.rules import clean_line
 from liveroom.core.sales import Sales, live_sales, parse_order_id
 from liveroom.core.session import Session
-from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_DRAW, NO_SUCH_ROOM, Refused, ReplyError
+from liveroom.errors import BAD_FIELD, BAD_ROOM, BAD_TOKEN, FORBIDDEN, NO_SUCH_DRAW, NO_SUCH_ROOM, NO_SUCH_SESSION, Refused, ReplyError
 from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import loads_json
@@ -35,9 +36,10 @@ def error_response(code: str, message: str, status: int) -> web.Response:
 class HttpApi:
     def __init__(
         self, ops: Ops, sales: Sales, milestones: Milestones, broker: RedisBroker, auth: Authenticator, metrics: Metrics,
-        draws: Draws | None = None,
+        draws: Draws | None = None, live: LiveSessions | None = None,
     ) -> None:  # fmt: skip
         self.draws = draws
+        self.live = live
         self.ops = ops
         self.sales = sales
         self.milestones = milestones
@@ -75,6 +77,11 @@ class HttpApi:
             web.delete("/api/rooms/{room}/milestones/{milestone}", self.guard(self.remove_milestone)),
             web.post("/api/rooms/{room}/draws", self.guard(self.op_from_body("draw_start"))),
             web.get("/api/rooms/{room}/draws/{draw}", self.guard(self.get_draw)),
+            # PROTOCOL.md: a room exists once a host creates it with PUT or `live_start`
+            web.post("/api/rooms/{room}/sessions", self.guard(self.start_session, exists=False)),
+            web.get("/api/rooms/{room}/sessions", self.guard(self.list_sessions)),
+            web.get("/api/rooms/{room}/sessions/{session}", self.guard(self.get_session)),
+            web.post("/api/rooms/{room}/sessions/{session}/end", self.guard(self.end_session)),
             # orders: their scripts answer no_such_order for a room that does not exist
             web.get("/api/orders/{order}", self.guard(self.get_order, need="host_or_shop", exists=False)),
             web.post("/api/orders/{order}/confirm", self.guard(self.confirm_order, need="shop", exists=False)),
@@ -125,6 +132,8 @@ class HttpApi:
                 if exists:
                     await self._room_exists(session.room)
                 result = await fn(request, session)
+                if isinstance(result, web.StreamResponse):  # not JSON (a CSV)
+                    return result
             except Refused as exc:
                 return error_response(exc.code, exc.message, exc.status)
             except ReplyError as exc:
@@ -256,3 +265,40 @@ class HttpApi:
         except ValueError:
             raise ReplyError(BAD_FIELD, "count: must be an integer") from None
         return await self.draws.view(session.room, draw, cursor, count)
+
+    # -- live sessions ---------------------------------------------------------------------
+
+    def _live(self) -> LiveSessions:
+        if self.live is None:
+            raise ReplyError(NO_SUCH_SESSION, "live sessions are not enabled on this hub")
+        return self.live
+
+    async def start_session(self, request: web.Request, session: Session) -> Any:
+        return await self.ops.handle(session, F.LiveStart())
+
+    async def end_session(self, request: web.Request, session: Session) -> Any:
+        return await self.ops.handle(session, F.LiveEnd(F.check_id(request.match_info["session"], "session")))
+
+    async def list_sessions(self, request: web.Request, session: Session) -> dict[str, Any]:
+        """The room's sessions, newest first; `?count=` 1-100 (default 20)."""
+        try:
+            count = int(request.query.get("count", "20"))
+        except ValueError:
+            raise ReplyError(BAD_FIELD, "count: must be an integer") from None
+        if not 1 <= count <= 100:
+            raise ReplyError(BAD_FIELD, "count: 1-100")
+        return {"sessions": await self._live().listing(session.room, count)}
+
+    async def get_session(self, request: web.Request, session: Session) -> Any:
+        """One session's figures; `?format=csv`: its timeline as CSV."""
+        sid = F.check_id(request.match_info["session"], "session")
+        view = await self._live().view(session.room, sid)
+        fmt = request.query.get("format", "json")
+        if fmt == "csv":
+            return web.Response(
+                text=timeline_csv(view["timeline"]), content_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{session.room}-{sid}.csv"'},
+            )  # fmt: skip
+        if fmt != "json":
+            raise ReplyError(BAD_FIELD, "format: json or csv")
+        return {"session": view}
