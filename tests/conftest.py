@@ -111,3 +111,11 @@ async def app_hub(aiohttp_client: Callable[..., Awaitable[Any]], redis1: RedisPr
         return await start_app_hub(aiohttp_client, redis1.url, **{**HUB_ENV, **env})
 
     return start
+
+@pytest.fixture(scope="module")
+def hubs2(redis1: RedisProcess) -> Iterator[list[HubProcess]]:
+    """Two hubs on one shard for the whole module (every test uses rooms of its own)."""
+    hs = [HubProcess({"LIVEROOM_REDIS": redis1.url, **HUB_ENV}).start() for _ in range(2)]
+    yield hs
+    for h in hs:
+        h.stop()

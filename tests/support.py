@@ -350,3 +350,13 @@ class Client:
             except (asyncio.TimeoutError, Exception):
                 self._reader.cancel()
         await self.session.close()
+
+
+async def http(method: str, url: str, tok: str | None, body: Any = None) -> tuple[int, Any]:
+    """One HTTP API call: (status, the JSON body, or the text of a CSV answer)."""
+    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, json=body, headers=headers) as r:
+            if r.content_type == "text/csv":
+                return r.status, await r.text()
+            return r.status, await r.json()

@@ -7,51 +7,24 @@ import asyncio
 import hashlib
 import time
 import uuid
-from itertools import count
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import aiohttp
-import pytest
 import redis
 
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess
 from tests.conftest import HUB_ENV
-from tests.support import Client, HubProcess, t, token
+from tests.test_draws_unit import reference
+from tests.support import Client, HubProcess, http, t, token
 
 
 def room() -> str:
     return "draw" + uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="module")
-def hubs2(redis1: RedisProcess) -> Iterator[list[HubProcess]]:
-    """Two hubs on one shard for the whole module (every test uses rooms of its own)."""
-    hs = [HubProcess({"LIVEROOM_REDIS": redis1.url, **HUB_ENV}).start() for _ in range(2)]
-    yield hs
-    for h in hs:
-        h.stop()
-
 
 def host_token(r: str) -> str:
     return token("host", role="host", rooms=[r])
 
-
-async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
-            return r.status, await r.json()
-
-
-def reference(seed: bytes, entrant_user_ids: list[str], k: int) -> list[str]:
-    """PROTOCOL.md's algorithm as written there: what an outside checker runs."""
-    pool = sorted(set(entrant_user_ids))
-    winners: list[str] = []
-    for i in count(0):
-        if not pool or len(winners) == k:
-            break
-        h = int.from_bytes(hashlib.sha256(seed + i.to_bytes(8, "big")).digest(), "big")
-        winners.append(pool.pop(h % len(pool)))
-    return winners
 
 
 async def verify(base: str, r: str, started: dict[str, Any], result: dict[str, Any], page: int = 2) -> list[str]:

@@ -6,10 +6,9 @@ import asyncio
 import uuid
 from typing import Any, Callable
 
-import aiohttp
 
 from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, eventually, token
+from tests.support import Client, HubProcess, eventually, http, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 
@@ -17,11 +16,6 @@ FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 def milestones(c: Client) -> list[tuple[str, int, Any]]:
     return [(e["kind"], e["value"], e["reward"]) for e in c.of_type("milestone")]
 
-
-async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
-            return r.status, await r.json()
 
 
 async def test_likes_milestones_fire_once_with_likes_on_two_hubs(

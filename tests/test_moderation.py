@@ -7,37 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 import aiohttp
-import pytest
 
 from liveroom.redis_local import RedisProcess
 from tests.conftest import HUB_ENV
-from tests.support import Client, HubProcess, t, token
+from tests.support import Client, HubProcess, http, t, token
 
 
 def room() -> str:
     return "mod" + uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="module")
-def hubs2(redis1: RedisProcess) -> Iterator[list[HubProcess]]:
-    """Two hubs on one shard for the whole module (every test uses rooms of its own)."""
-    hs = [HubProcess({"LIVEROOM_REDIS": redis1.url, **HUB_ENV}).start() for _ in range(2)]
-    yield hs
-    for h in hs:
-        h.stop()
-
 
 def host_token(r: str) -> str:
     return token("host", role="host", rooms=[r])
 
-
-async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
-            return r.status, await r.json()
 
 
 async def refused(base: str, r: str, tok: str) -> tuple[int, dict[str, Any]]:

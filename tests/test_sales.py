@@ -15,7 +15,7 @@ import redis
 
 from liveroom.broker.sharding import shard_of
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
-from tests.support import Client, HubProcess, eventually, t, token
+from tests.support import Client, HubProcess, eventually, http, t, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 
@@ -34,11 +34,6 @@ async def open_sale(base: str, room_: str, **fields: Any) -> str:
     finally:
         await host.close()
 
-
-async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
-            return r.status, await r.json()
 
 
 def orders_in_stream(url: str, room_: str, event: str = "created") -> list[dict[bytes, bytes]]:

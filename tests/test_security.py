@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from liveroom.redis_local import RedisProcess
 from liveroom.web.app import WS
-from tests.support import AppHub, Client, t, token
+from tests.support import AppHub, Client, http, t, token
 
 EXPLICIT = {"LIVEROOM_IMPLICIT_ROOMS": "0"}  # the production default: rooms are created first
 StartApp = Callable[..., Awaitable[AppHub]]
@@ -23,12 +23,6 @@ StartApp = Callable[..., Awaitable[AppHub]]
 def rid(prefix: str = "sec") -> str:
     return prefix + uuid.uuid4().hex[:10]
 
-
-async def http(method: str, url: str, tok: str | None, body: Any = None) -> tuple[int, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers=headers) as r:
-            return r.status, await r.json()
 
 
 async def ws_refusal(base: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:

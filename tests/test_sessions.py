@@ -10,21 +10,13 @@ import io
 import uuid
 from typing import Any, Callable
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, eventually, token
+from tests.support import Client, HubProcess, eventually, http, token
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0", "LIVEROOM_LIKE_RATE": "0"}
 
-
-async def http(method: str, url: str, tok: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, json=body, headers={"Authorization": f"Bearer {tok}"}) as r:
-            if r.content_type == "text/csv":
-                return r.status, await r.text()
-            return r.status, await r.json()
 
 
 def lives(c: Client) -> list[dict[str, Any]]:
