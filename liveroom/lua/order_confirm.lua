@@ -1,5 +1,6 @@
 -- order_confirm.lua: the shop backend says a pending order is paid.
 -- include: lib_session.lua
+-- include: lib_numbers.lua
 -- KEYS[1] orders  KEYS[2] pending  KEYS[3] orders stream  KEYS[4] meta  KEYS[5] live (optional)
 -- KEYS[6] session:<id> of the order's session (optional): an order placed in a live session
 -- moves from pending to confirmed in that session's figures, live or ended
@@ -10,9 +11,6 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'err', 'no_such_order', ''} end
 local o = cjson.decode(raw)
 -- all or nothing: the numbers this script adds are checked before the first write
-local function int_in(v, lo, hi)
-  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
-end
 if not int_in(o.qty, 1, 10000000) or not int_in(o.amount, 0, 9007199254740991) then
   return {'err', 'bad_field', tostring(o.status)}
 end

@@ -3,6 +3,7 @@
 -- changes, so a cancel racing an expiry releases the units one time.
 -- KEYS[1] orders  KEYS[2] pending  KEYS[3] sales  KEYS[4] bought:<sid>  KEYS[5] orders stream
 -- include: lib_session.lua
+-- include: lib_numbers.lua
 -- KEYS[6] meta  KEYS[7] live (optional)  KEYS[8] session:<id> of the order's session (optional):
 -- an order placed in a live session leaves that session's pending figures, live or ended (the
 -- timeline keeps the minute it was placed in)
@@ -13,9 +14,6 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'err', 'no_such_order', ''} end
 local o = cjson.decode(raw)
 -- all or nothing: the numbers this script adds are checked before the first write
-local function int_in(v, lo, hi)
-  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
-end
 if not int_in(o.qty, 1, 10000000) or not int_in(o.amount, 0, 9007199254740991) then
   return {'err', 'bad_field', tostring(o.status)}
 end

@@ -1,6 +1,7 @@
 -- sale_buy.lua: one buy, all or nothing. The only place stock is taken.
 -- include: lib_publish.lua
 -- include: lib_session.lua
+-- include: lib_numbers.lua
 -- KEYS[1] sales  KEYS[2] bought:<sid> (user -> units held)  KEYS[3] idem:<sid> (key -> answer)
 -- KEYS[4] orders (HASH oid -> JSON)  KEYS[5] pending (ZSET oid -> pay deadline ms)
 -- KEYS[6] orders stream  KEYS[7] meta  KEYS[8] hist  KEYS[9] live (optional: the order counts in
@@ -16,9 +17,6 @@
 -- (a sale stored before the edge bounds, a bad argument) answer 'bad_field' and write
 -- nothing at all, not even the idempotency record (a retry finds the same data: same answer)
 local BIG = 9007199254740992 -- 2^53: above it, Lua's doubles are no longer exact integers
-local function int_in(v, lo, hi)
-  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
-end
 local sid, user, qty = ARGV[3], ARGV[4], tonumber(ARGV[5])
 if not int_in(qty, 1, 10000000) or not int_in(tonumber(ARGV[8]), 0, BIG) then
   return {'err', 'bad_field', 'qty or pay window out of bounds'}

@@ -1,5 +1,6 @@
 -- sale_create.lua: open a flash sale (or a coupon grab: price 0) in a room.
 -- include: lib_publish.lua
+-- include: lib_numbers.lua
 -- KEYS[1] sales (room HASH: <sid>:info|stock|status|n)  KEYS[2] meta  KEYS[3] hist
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `sale` event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] sale id  ARGV[7] info (msgpack)
@@ -9,9 +10,6 @@
 -- protocol/frames.py), a bad one answers an error and writes nothing
 local sid = ARGV[6]
 local BIG = 9007199254740992 -- 2^53
-local function int_in(v, lo, hi)
-  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
-end
 local info = cmsgpack.unpack(ARGV[7])
 local stock = tonumber(ARGV[8])
 if type(info) ~= 'table' or not int_in(stock, 1, 10000000) or not int_in(info.price, 0, 10000000000)
