@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from liveroom.auth import make_token  # noqa: E402
 from liveroom.broker import keys as K  # noqa: E402
-from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E402
+from bench.flash_sale import SECRET, start_hub  # noqa: E402  (a hub on its own port, joins create rooms)
+from liveroom.redis_local import RedisProcess, find_server  # noqa: E402
 
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-
-
-def start_hub(redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        LIVEROOM_HOST="127.0.0.1", LIVEROOM_PORT=str(port), LIVEROOM_REDIS=redis_url,
-        LIVEROOM_SECRETS=SECRET, LIVEROOM_LOG="INFO",
-    )  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "1"], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("hub did not start")
 
 
 async def run(a: argparse.Namespace, port: int, rp: RedisProcess) -> dict[str, Any]:
