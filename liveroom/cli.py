@@ -130,12 +130,17 @@ def _exposure_ok(cfg: Config, insecure_dev: bool) -> bool:
     return True
 
 
-def serve(args: argparse.Namespace) -> int:
+def load_config(path: str | None) -> Config:
+    """The config, or exit 2 with what is wrong with it (every command reads it so)."""
     try:
-        cfg = config_mod.load(args.config)
+        return config_mod.load(path)
     except config_mod.ConfigError as exc:
         print(f"liveroom: config: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(2) from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
     if args.host:
         cfg = replace(cfg, server=replace(cfg.server, host=args.host))
     if args.port is not None:
@@ -301,7 +306,7 @@ def _run_workers(cmd: list[str], env: dict[str, str], workers: int) -> int:
 
 
 def token(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(args.config)
+    cfg = load_config(args.config)
     secret = args.secret or (cfg.auth.secrets[0] if cfg.auth.secrets else "")
     if not secret:
         print("liveroom: no secret: pass --secret or configure auth.secrets", file=sys.stderr)
@@ -315,11 +320,7 @@ def webhooks(args: argparse.Namespace) -> int:
     """Deliver order webhooks without serving viewers (docs/shop.md); until SIGTERM/SIGINT."""
     from liveroom import webhooks as hooks_mod
 
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"liveroom: config: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
     if not cfg.webhooks.url:
         print("liveroom: webhooks: no webhooks.url (or LIVEROOM_WEBHOOK_URL) configured", file=sys.stderr)
         return 2
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return webhooks(args)
     if args.cmd == "serve":
         if args.reuse_port:
-            cfg = config_mod.load(args.config)
+            cfg = load_config(args.config)
             if not _exposure_ok(cfg, _insecure_dev(args)):
                 return 2
             _run_worker(cfg, reuse_port=True)
