@@ -129,7 +129,7 @@ def redis_benchmark(port: int, sha: str, room: str, sale: str, seconds: float) -
         out = subprocess.run(
             ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(n), "-r", "100000000", "-q",
              "EVALSHA", sha, str(len(keys)), *keys, *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, errors="replace", timeout=60,  # it echoes the binary event body
         )  # fmt: skip
         m = re.search(r"([\d.]+) requests per second", out.stdout)
         if m:
