@@ -16,13 +16,13 @@ const MAX_LIKE_N = 50; // PROTOCOL.md: like.n is 1-50
 const MAX_PENDING_TAPS = 5 * MAX_LIKE_N; // taps kept while the windows catch up; more are dropped
 
 const DEFAULTS = Object.freeze({
-  callTimeoutMs: 10_000,
+  callTimeoutMs: 10000,
   likeIntervalMs: 200,
-  pingIntervalMs: 20_000, // below the hub's 30 s ping_after_s: the hub never needs to probe us
-  pongTimeoutMs: 10_000, // nothing received this long after a ping: the socket is dead
+  pingIntervalMs: 20000, // below the hub's 30 s ping_after_s: the hub never needs to probe us
+  pongTimeoutMs: 10000, // nothing received this long after a ping: the socket is dead
   reconnect: true,
   backoffMinMs: 500,
-  backoffMaxMs: 30_000,
+  backoffMaxMs: 30000,
 });
 
 /** An error reply, an `error` frame, or a client-side failure; `code` is a PROTOCOL.md
@@ -38,7 +38,7 @@ export class LiveRoomError extends Error {
 
 /** A random idempotency key for `buy`: the same key again gets the same answer. */
 export function newKey() {
-  const c = globalThis.crypto;
+  const c = typeof globalThis !== "undefined" ? globalThis.crypto : undefined; // older mini-program engines lack globalThis
   if (c && typeof c.randomUUID === "function") return c.randomUUID();
   // mini-programs have no crypto.randomUUID; the key only has to be unique per user
   let s = Date.now().toString(36);
@@ -55,9 +55,6 @@ function query(params) {
 }
 
 export class LiveRoom {
-  /** The codec used when none is given (index.js sets msgpack). */
-  static defaultCodec = null;
-
   /**
    * @param {object} opts `url` (the hub's ws endpoint, e.g. "wss://host/ws"), `room`,
    *   `token` (a JWT, or a function returning one or a promise of one: called before each
@@ -336,7 +333,7 @@ export class LiveRoom {
   _drop(conn, reason) {
     try {
       conn.sock.close(4000, reason);
-    } catch {
+    } catch (e) {
       // already closing
     }
     if (conn.gen === this._gen) this._closed(conn, { code: 4000, reason });
@@ -366,7 +363,7 @@ export class LiveRoom {
     const done = new Promise((resolve) => conn.waiters.push(resolve));
     try {
       conn.sock.close(1000, "");
-    } catch {
+    } catch (e) {
       return Promise.resolve();
     }
     // a socket that never reports its close must not hang the caller
@@ -544,3 +541,7 @@ export class LiveRoom {
     return this.call("live_end", session ? { session } : {});
   }
 }
+
+/** The codec used when none is given (index.js sets msgpack; a static field written out, for
+ * mini-program engines without class fields). */
+LiveRoom.defaultCodec = null;
