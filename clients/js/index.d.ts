@@ -318,6 +318,8 @@ export declare class LiveRoomError extends Error {
 }
 
 export declare function newKey(): string;
+/** The wait before reconnect attempt `attempt`: exponential, capped, jittered; at least hintMs. */
+export declare function backoffDelay(attempt: number, minMs: number, maxMs: number, hintMs?: number, random?: () => number): number;
 
 export interface SaleCreate {
   sku: string;

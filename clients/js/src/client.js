@@ -46,6 +46,19 @@ export function newKey() {
   return s;
 }
 
+/**
+ * How long to wait before reconnect attempt `attempt` (0-based): exponential backoff from
+ * minMs, doubling up to maxMs, with "equal jitter" (between half and all of it) so that a
+ * room's viewers dropped together do not come back together. A hub's `retry_ms` hint is a
+ * floor: then between the hint and 1.5 times it. `random` is Math.random (a parameter for
+ * tests).
+ */
+export function backoffDelay(attempt, minMs, maxMs, hintMs = 0, random = Math.random) {
+  const base = Math.min(maxMs, minMs * Math.pow(2, Math.min(attempt, 30)));
+  if (hintMs > 0) return Math.round(Math.max(hintMs, base / 2) * (1 + random() * 0.5));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
 function query(params) {
   // no URLSearchParams in mini-programs
   return Object.entries(params)
@@ -299,13 +312,9 @@ export class LiveRoom {
     }, delayMs);
   }
 
-  /** Exponential backoff with jitter; at least the hub's `retry_ms` hint when it gave one. */
   _delay(bye) {
-    const { backoffMinMs, backoffMaxMs } = this.options;
-    const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.attempt, 30));
-    const hint = bye && typeof bye.retry_ms === "number" && bye.retry_ms > 0 ? bye.retry_ms : 0;
-    if (hint > 0) return Math.round(Math.max(hint, base / 2) * (1 + Math.random() * 0.5));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    const hint = bye && typeof bye.retry_ms === "number" ? bye.retry_ms : 0;
+    return backoffDelay(this.attempt, this.options.backoffMinMs, this.options.backoffMaxMs, hint);
   }
 
   _startPing() {
@@ -315,8 +324,9 @@ export class LiveRoom {
     this._pingTimer = setInterval(() => {
       const sentAt = Date.now();
       if (!this._send({ t: "ping" })) return;
-      clearTimeout(this._pongTimer);
+      if (this._pongTimer) return; // the check of an earlier ping is still to come
       this._pongTimer = setTimeout(() => {
+        this._pongTimer = null;
         // nothing at all from the hub since the ping (not even the pong): a dead link that
         // TCP has not noticed yet (phones switching networks); drop it and reconnect
         if (this._lastRecv < sentAt && this._conn) this._drop(this._conn, "no pong");
