@@ -197,7 +197,7 @@ export class LiveRoom {
       return;
     }
     if (gen !== this._gen || this._closing) return;
-    const conn = { gen, sock: null, open: false, waiters: [] };
+    const conn = { gen, sock: null, open: false, welcomed: false, waiters: [] };
     this._conn = conn;
     const live = () => conn.gen === this._gen;
     try {
@@ -258,7 +258,10 @@ export class LiveRoom {
   }
 
   _onWelcome(f) {
-    const again = this._welcomed;
+    // a reconnect's first welcome; a later one on the same socket is a reset (the room's
+    // Redis lost its data): the same redraw, but no reconnect
+    const reconnected = this._welcomed && this._conn !== null && !this._conn.welcomed;
+    if (this._conn) this._conn.welcomed = true;
     this.state = "open";
     this.epoch = f.epoch;
     this.welcome = f;
@@ -269,7 +272,7 @@ export class LiveRoom {
     this._welcomed = true;
     this.attempt = 0;
     this._emit("welcome", f);
-    if (again) this._emit("reconnect", { recovered: !!f.recovered, welcome: f });
+    if (reconnected) this._emit("reconnect", { recovered: !!f.recovered, welcome: f });
     if (this._taps > 0 && !this._likeTimer) this._armLikes();
     if (this._ready && !this._ready.settled) {
       this._ready.settled = true;

@@ -51,7 +51,8 @@ function fakeHub() {
     current.dead = true;
     current.h.onClose({ code: 1006 });
   };
-  return { factory, sent, sentOnDead, drop };
+  const push = (frame) => current.h.onMessage(msgpackCodec.encode(frame));
+  return { factory, sent, sentOnDead, drop, push };
 }
 
 async function until(cond, ms = 5000) {
@@ -84,5 +85,39 @@ test("taps made while disconnected are kept and sent after the next welcome", as
   await until(() => hub.sent.some((f) => f.t === "like"));
   assert.deepEqual(hub.sent.filter((f) => f.t === "like").map((f) => f.n), [7]);
   assert.deepEqual(hub.sentOnDead, []);
+  await c.close();
+});
+
+test("src/ loads in a browser without a build step: one bare import, @msgpack/msgpack, in codec.js", async () => {
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const dir = new URL("../src/", import.meta.url);
+  const bare = [];
+  for (const name of readdirSync(dir)) {
+    const text = readFileSync(new URL(name, dir), "utf8");
+    for (const m of text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']/gms)) {
+      if (!m[1].startsWith("./")) bare.push(`${name}: ${m[1]}`);
+    }
+    // Node's Buffer only inside nodeSocket, which runs on Node alone
+    const nodeOnly = name === "adapters.js" ? /\brequire\(|process\./ : /\brequire\(|process\.|Buffer\./;
+    assert.doesNotMatch(text, nodeOnly, `${name} uses a Node-only API`);
+  }
+  assert.deepEqual(bare, ["codec.js: @msgpack/msgpack"]);
+});
+
+test("a welcome in the middle of a connection (room reset) replaces the state: no reconnect", async () => {
+  const hub = fakeHub();
+  const c = new LiveRoom({ url: "ws://x/ws", room: "r", socket: hub.factory, pingIntervalMs: 0 });
+  const welcomes = [];
+  const reconnects = [];
+  c.on("welcome", (w) => welcomes.push(w));
+  c.on("reconnect", (r) => reconnects.push(r));
+  await c.connect();
+  hub.push({ t: "batch", room: "r", events: [{ type: "notice", seq: 5, text: "x" }, { type: "likes", total: 3 }] });
+  assert.equal(c.seq, 5);
+  hub.push({ t: "welcome", room: "r", user: { id: "u", name: "u", role: "viewer" }, epoch: "e2", seq: 1, state: {}, recovered: false });
+  assert.equal(welcomes.length, 2);
+  assert.equal(reconnects.length, 0);
+  assert.equal(c.epoch, "e2");
+  assert.equal(c.seq, 1, "the new epoch's seq: a later resume asks from there");
   await c.close();
 });
