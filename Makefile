@@ -25,3 +25,8 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# the JavaScript client's tests alone (make test runs them too, via tests/test_js_client.py)
+.PHONY: test-js
+test-js: $(STAMP)
+	cd clients/js && npm ci --no-audit --no-fund && LIVEROOM_PYTHON=$(CURDIR)/$(BIN)/python npm test
