@@ -143,8 +143,9 @@ describe("liveroom-client", () => {
     await assert.rejects(c.comment("   "), { code: "empty" });
     await assert.rejects(c.notice("viewers cannot"), { code: "forbidden" });
     await assert.rejects(c.call("no_such_op"), { code: "unknown_op" });
-    // still connected and usable afterwards
+    // still connected and usable afterwards; ping() settles with the pong
     assert.equal((await c.comment("still here")).ok, true);
+    assert.equal((await c.ping()).t, "pong");
   });
 
   test("a refused handshake rejects connect() with the hub's code, without retrying", async () => {

@@ -121,3 +121,23 @@ test("a welcome in the middle of a connection (room reset) replaces the state: n
   assert.equal(c.seq, 1, "the new epoch's seq: a later resume asks from there");
   await c.close();
 });
+
+test("a bye's retry_ms hint sets the wait before reconnecting; reconnect: false ends it", async () => {
+  const hub = fakeHub();
+  const c = new LiveRoom({ url: "ws://x/ws", room: "r", socket: hub.factory, pingIntervalMs: 0, backoffMinMs: 10, backoffMaxMs: 20 });
+  const waits = [];
+  const closes = [];
+  c.on("reconnecting", (r) => waits.push(r.delayMs));
+  c.on("close", (e) => closes.push(e));
+  await c.connect();
+  hub.push({ t: "bye", reason: "draining", reconnect: true, retry_ms: 400 });
+  hub.drop();
+  assert.ok(waits[0] >= 400 && waits[0] <= 600, `waited ${waits[0]} ms`);
+  assert.equal(closes[0].bye.reason, "draining");
+  await new Promise((r) => c.once("welcome", r));
+  hub.push({ t: "bye", reason: "kicked", reconnect: false });
+  hub.drop();
+  assert.equal(waits.length, 1);
+  assert.equal(closes[1].reconnecting, false);
+  assert.equal(c.state, "closed");
+});
