@@ -311,7 +311,7 @@ export interface CallOptions {
 export type Reply<T = {}> = ReplyFrame & T;
 
 export declare class LiveRoomError extends Error {
-  /** a PROTOCOL.md error code, or the client's own: `timeout`, `disconnected`, `closed` */
+  /** a PROTOCOL.md error code, or the client's own: `timeout`, `disconnected`, `closed`, `bad_socket` (the adapter could not start) */
   code: string;
   frame?: ReplyFrame | ErrorFrame;
   constructor(code: string, message?: string, frame?: ReplyFrame | ErrorFrame);

@@ -26,7 +26,7 @@ const DEFAULTS = Object.freeze({
 });
 
 /** An error reply, an `error` frame, or a client-side failure; `code` is a PROTOCOL.md
- * error code, or one of the client's own: `timeout`, `disconnected`, `closed`. */
+ * error code, or one of the client's own: `timeout`, `disconnected`, `closed`, `bad_socket`. */
 export class LiveRoomError extends Error {
   constructor(code, message, frame) {
     super(message ? `${code}: ${message}` : code);
@@ -219,7 +219,9 @@ export class LiveRoom {
         },
       });
     } catch (err) {
-      this._closed(conn, { code: 1006, reason: String(err && err.message) });
+      // the adapter could not even start (no WebSocket here, a malformed URL): retrying
+      // would fail the same way
+      this._closed(conn, { code: 1006, reason: String(err && err.message), fatal: true });
     }
   }
 
@@ -292,6 +294,7 @@ export class LiveRoom {
     const error = info.error;
     let fatal = null;
     if (this._closing) fatal = "closed";
+    else if (info.fatal) fatal = "bad_socket";
     else if (bye && bye.reconnect === false) fatal = bye.reason || "closed";
     else if (info.status && FATAL_STATUS.has(info.status)) fatal = (error && error.code) || `http_${info.status}`;
     else if (info.status === 401 && typeof this.token !== "function") fatal = (error && error.code) || "bad_token";

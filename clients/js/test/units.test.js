@@ -141,3 +141,15 @@ test("a bye's retry_ms hint sets the wait before reconnecting; reconnect: false 
   assert.equal(closes[1].reconnecting, false);
   assert.equal(c.state, "closed");
 });
+
+test("an adapter that cannot start rejects connect() instead of retrying", async () => {
+  let tries = 0;
+  const broken = () => {
+    tries++;
+    throw new SyntaxError("bad url");
+  };
+  const c = new LiveRoom({ url: "ws://x/ws", room: "r", socket: broken, pingIntervalMs: 0 });
+  await assert.rejects(c.connect(), { code: "bad_socket" });
+  assert.equal(tries, 1);
+  assert.equal(c.state, "closed");
+});
