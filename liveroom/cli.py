@@ -26,7 +26,7 @@ from liveroom import config as config_mod
 from liveroom import logs
 from liveroom.auth import make_token
 from liveroom.config import Config
-from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
+from liveroom.safety import UnsafeExposure, check_dev_tokens, check_exposure, is_loopback
 
 log = logging.getLogger("liveroom")
 
@@ -122,6 +122,7 @@ def _exposure_ok(cfg: Config, insecure_dev: bool) -> bool:
     """check_exposure, reported on stderr; False: the caller exits 2 before starting anything."""
     try:
         check_exposure(cfg.server.host, cfg.auth.secrets, insecure_dev)
+        check_dev_tokens(cfg.server.host, cfg.auth.dev_tokens, insecure_dev)
     except UnsafeExposure as exc:
         print(f"liveroom: {exc}", file=sys.stderr)
         return False
