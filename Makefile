@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench-deps clean
+.PHONY: serve test lint bench-deps clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# tests/test_browser.py drives Debian's chromium through Playwright (never a browser download);
+# without it (no root, no apt) that test is skipped, saying why
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: tests/test_browser.py will be skipped"
+
+test: lint chromium
 	$(BIN)/python -m pytest -q
 
 clean:

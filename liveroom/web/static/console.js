@@ -84,7 +84,8 @@ function chartOpts(title, series, width) {
     width,
     height: 150,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    // a session's first minutes are one or two points: show at least 10 minutes, from zero up
+    scales: { x: { time: true, range: (u, min, max) => [min, Math.max(max, min + 600)] }, y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max * 1.15))] } },
     axes: [
       { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" } },
       { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" }, size: 50 },

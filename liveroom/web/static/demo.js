@@ -99,7 +99,7 @@ function showPinned(product) {
   }
   ui.pinned.classList.remove("hidden");
   ui.pinned.append(
-    el("div", { class: "thumb", text: (product.emoji || "🛍") }),
+    el("div", { class: "thumb", text: String(product.title || product.sku || "?").slice(0, 1).toUpperCase() }),
     el(
       "div",
       { class: "pinned-body" },
@@ -183,7 +183,7 @@ function showDraw() {
     action = el("button", { class: "join", "data-testid": "join-draw", text: "Join the draw", onclick: joinDraw });
   }
   ui.draw.append(
-    el("div", { class: "draw-top" }, el("span", { text: "🎁 Lucky draw" }), count),
+    el("div", { class: "draw-top" }, el("span", { text: "★ Lucky draw" }), count),
     el("div", { class: "prize", "data-testid": "prize", text: `${draw.prize} × ${draw.winners}` }),
     action,
   );
@@ -212,7 +212,7 @@ function revealWinners(ev) {
     list.append(li);
   });
   ui.draw.replaceChildren(
-    el("div", { class: "draw-top" }, el("span", { text: won ? "🎉 You won!" : "🎁 Winners" }), el("span", { class: "entrants", text: `${ev.entrants} entered` })),
+    el("div", { class: "draw-top" }, el("span", { text: won ? "★ You won! ★" : "★ Winners" }), el("span", { class: "entrants", text: `${ev.entrants} entered` })),
     el("div", { class: "prize", text: prize }),
     ev.winners.length ? list : el("div", { class: "hint", text: "nobody entered" }),
   );
@@ -271,7 +271,7 @@ async function main() {
   lr.on("online", (ev) => (ui.online.textContent = compact(ev.count)));
   lr.on("pin", (ev) => showPinned(ev.product));
   lr.on("notice", (ev) => {
-    systemLine("📢 " + ev.text, "notice");
+    systemLine(ev.text, "notice");
     toast(ev.text, "notice");
   });
   lr.on("sale", (ev) => {
@@ -301,8 +301,8 @@ async function main() {
   lr.on("draw_result", revealWinners);
   lr.on("milestone", (ev) => {
     const what = ev.kind === "likes" ? `${compact(ev.value)} likes` : `${compact(ev.value)} watching`;
-    toast(`🎉 ${what}!${ev.reward ? " " + ev.reward : ""}`, "milestone", 6000);
-    systemLine(`🎉 ${what}!${ev.reward ? " " + ev.reward : ""}`, "milestone");
+    toast(`★ ${what}!${ev.reward ? " " + ev.reward : ""}`, "milestone", 6000);
+    systemLine(`★ ${what}!${ev.reward ? " " + ev.reward : ""}`, "milestone");
   });
   lr.on("live", (ev) => {
     setLive(ev.status);
