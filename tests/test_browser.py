@@ -161,6 +161,10 @@ def test_viewers_and_console_run_a_room(browser: Browser, start_hub: Callable[..
     for v in viewers:
         expect(v.get_by_test_id("comment").filter(has_text="hello from Ann")).to_have_count(0, **wait)
 
+    bob.get_by_test_id("comment-input").fill("the scarf is so pretty!")
+    bob.get_by_test_id("comment-input").press("Enter")
+    expect(ann.get_by_test_id("comment").filter(has_text="so pretty")).to_contain_text("Bob", **wait)
+
     # the console's per-minute charts of the live session (uPlot draws into a canvas)
     expect(con.locator("#chart-online canvas")).to_have_count(1, timeout=ms(15))
     expect(con.get_by_test_id("charts-note")).to_contain_text("live", **wait)

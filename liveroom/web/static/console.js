@@ -84,8 +84,7 @@ function chartOpts(title, series, width) {
     width,
     height: 150,
     cursor: { drag: { x: false, y: false } },
-    // a session's first minutes are one or two points: show at least 10 minutes, from zero up
-    scales: { x: { time: true, range: (u, min, max) => [min, Math.max(max, min + 600)] }, y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max * 1.15))] } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max * 1.15))] } },
     axes: [
       { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" } },
       { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" }, size: 50 },
@@ -95,11 +94,15 @@ function chartOpts(title, series, width) {
 }
 
 function drawCharts(timeline) {
+  // a session's first minutes are one or two points: the axis spans 10 minutes at least (empty minutes to come)
   const xs = timeline.map((m) => Math.floor(m.t / 1000));
+  const start = xs.length ? xs[0] : Math.floor(Date.now() / 60000) * 60;
+  while (xs.length < 10) xs.push(start + 60 * xs.length);
+  const col = (f) => xs.map((_, i) => (i < timeline.length ? f(timeline[i]) : null));
   const data = {
-    online: [xs, timeline.map((m) => m.online)],
-    talk: [xs, timeline.map((m) => m.comments), timeline.map((m) => m.likes)],
-    sales: [xs, timeline.map((m) => m.orders), timeline.map((m) => m.gmv / 100)],
+    online: [xs, col((m) => m.online)],
+    talk: [xs, col((m) => m.comments), col((m) => m.likes)],
+    sales: [xs, col((m) => m.orders), col((m) => m.gmv / 100)],
   };
   const width = Math.max(300, $("#chart-online").parentElement.clientWidth - 24);
   const specs = {
