@@ -161,6 +161,14 @@ def test_viewers_and_console_run_a_room(browser: Browser, start_hub: Callable[..
     for v in viewers:
         expect(v.get_by_test_id("comment").filter(has_text="hello from Ann")).to_have_count(0, **wait)
 
+    # the word filter: the host adds a word, Ann's comment with it is refused (and she is told)
+    con.get_by_test_id("words").fill("spam")
+    con.get_by_test_id("words-save").click()
+    expect(con.locator("#words-state")).to_contain_text("saved 1 word", **wait)
+    ann.get_by_test_id("comment-input").fill("cheap SPAM here")
+    ann.get_by_test_id("comment-send").click()
+    expect(ann.get_by_test_id("toast-error")).to_contain_text("blocked", **wait)
+
     bob.get_by_test_id("comment-input").fill("the scarf is so pretty!")
     bob.get_by_test_id("comment-input").press("Enter")
     expect(ann.get_by_test_id("comment").filter(has_text="so pretty")).to_contain_text("Bob", **wait)
@@ -172,4 +180,9 @@ def test_viewers_and_console_run_a_room(browser: Browser, start_hub: Callable[..
     con.evaluate("window.scrollTo(0, 0)")
     shots = {name: page.screenshot(path=str(SHOTS / f"{name}.png")) for name, page in (("demo-ann", ann), ("demo-bob", bob), ("console", con))}
     overview(browser, shots)
+
+    # a kick from the comments feed: Bob's page says so and does not come back
+    con.get_by_test_id("feed").locator("li", has_text="so pretty").get_by_role("button", name="Kick").click()
+    expect(bob.get_by_test_id("status")).to_contain_text("kicked", **wait)
+    expect(ann.get_by_test_id("online")).to_have_text("2", **wait)
     assert not [e for e in errors if "Failed to load resource" not in e], errors
