@@ -81,7 +81,7 @@ function systemLine(text, kind = "system") {
 
 async function report(seq, li) {
   try {
-    await lr.call("report", { seq, reason: "inappropriate" });
+    await lr.report(seq, "inappropriate");
     li.classList.add("reported");
     toast("Reported. Thank you.", "info", 2000);
   } catch (err) {
@@ -144,7 +144,7 @@ function drawSales() {
 async function buy(s, btn) {
   btn.disabled = true;
   try {
-    const r = await lr.call("buy", { sale: s.id, qty: 1, key: randomId("k") });
+    const r = await lr.buy(s.id); // one unit, a fresh idempotency key
     s.bought = (s.bought || 0) + 1;
     if (typeof r.remaining === "number") s.stock = Math.min(s.stock, r.remaining);
     toast(`Order ${r.order} placed: pay within 15 minutes`, "ok");
@@ -191,7 +191,7 @@ function showDraw() {
 
 async function joinDraw() {
   try {
-    await lr.call("join_draw", { draw: draw.id });
+    await lr.joinDraw(draw.id);
     drawJoined = true;
   } catch (err) {
     toast(why(err), "error");
