@@ -398,4 +398,12 @@ async function connect() {
   timers = [setInterval(refreshFigures, 2000), setInterval(refreshReports, 3000), setInterval(refreshCharts, 5000)];
 }
 
+// without GET /dev/token (LIVEROOM_DEV_TOKENS off) the console takes a pasted token only
+fetch("/dev/token", { method: "HEAD", cache: "no-store" }).then((r) => {
+  if (r.status === 404) {
+    $("#dev-token").classList.add("hidden");
+    if (!tok) conn("paste a host token for the room (liveroom token --role host --rooms ROOM --sub you)");
+  }
+});
+
 if (tok) connect();

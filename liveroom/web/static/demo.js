@@ -147,7 +147,7 @@ async function buy(s, btn) {
     const r = await lr.buy(s.id); // one unit, a fresh idempotency key
     s.bought = (s.bought || 0) + 1;
     if (typeof r.remaining === "number") s.stock = Math.min(s.stock, r.remaining);
-    toast(`Order ${r.order} placed: pay within 15 minutes`, "ok");
+    toast("Ordered! Pay for it in the shop", "ok");
   } catch (err) {
     if (err.code === "sold_out") s.status = "sold_out";
     toast(why(err), "error");
