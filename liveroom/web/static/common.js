@@ -91,5 +91,6 @@ export function toast(text, kind = "info", ms = 4000) {
 
 /** The error of a rejected call as one line ("sold_out: sold out"). */
 export function why(err) {
-  return err && err.code ? `${err.code}: ${err.message}` : String((err && err.message) || err);
+  const msg = String((err && err.message) || err);
+  return err && err.code && !msg.startsWith(err.code) ? `${err.code}: ${msg}` : msg; // the client's errors start with the code
 }

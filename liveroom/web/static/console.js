@@ -311,15 +311,30 @@ $("#words-save").addEventListener("click", saveWords);
 
 // -- connecting ------------------------------------------------------------------------------
 
+let devMinted = ""; // the last token from /dev/token: while it is the one in use, reconnects fetch a fresh one
+const devWho = () => ({ sub: params.get("user") || "host", name: params.get("name") || "Host", role: "host", room });
+
 $("#dev-token").addEventListener("click", async () => {
   room = $("#room").value.trim() || room;
   try {
-    $("#token").value = await devToken({ sub: params.get("user") || "host", name: params.get("name") || "Host", role: "host", room });
+    devMinted = $("#token").value = await devToken(devWho());
     conn("dev token ready", "ok");
   } catch (err) {
     conn(why(err), "error");
   }
 });
+
+/** The token for each connection attempt: a pasted one as it is; a dev token renewed after
+ * the first attempt (it lives 30 minutes; the hub ends a socket whose token expired). */
+function tokenSource() {
+  if (!devMinted || tok !== devMinted) return tok;
+  let first = true;
+  return async () => {
+    if (!first) devMinted = tok = $("#token").value = await devToken(devWho());
+    first = false;
+    return tok;
+  };
+}
 
 $("#connect").addEventListener("click", connect);
 
@@ -332,7 +347,7 @@ async function connect() {
   timers.forEach(clearInterval);
   sales.clear();
   $("#feed").replaceChildren();
-  lr = openRoom(room, tok);
+  lr = openRoom(room, tokenSource());
   lr.on("welcome", (w) => {
     if (w.user.role !== "host" && w.user.role !== "admin") conn(`signed in as ${w.user.name}, but not a host of ${room}`, "error");
     else conn(`${w.user.name} · host of ${room}`, "ok");
