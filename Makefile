@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench-deps clean chromium
+.PHONY: serve test lint system-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,12 +20,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# tests/test_browser.py drives Debian's chromium through Playwright (never a browser download);
-# without it (no root, no apt) that test is skipped, saying why
-chromium:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: tests/test_browser.py will be skipped"
+# Debian packages some tests drive for real (tests/test_nginx.py runs deploy/nginx.conf,
+# tests/test_browser.py drives chromium through Playwright: never a browser download);
+# installed when missing and apt-get is there, else those tests say why they skip
+system-deps:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq nginx >/dev/null) || \
+	  echo "nginx not installed: tests/test_nginx.py will skip"
+	@command -v chromium >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: tests/test_browser.py will skip"
 
-test: lint chromium
+test: lint system-deps
 	$(BIN)/python -m pytest -q
 
 clean:

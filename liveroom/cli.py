@@ -325,12 +325,12 @@ def webhooks(args: argparse.Namespace) -> int:
     if not cfg.webhooks.url:
         print("liveroom: webhooks: no webhooks.url (or LIVEROOM_WEBHOOK_URL) configured", file=sys.stderr)
         return 2
-    if cfg.redis.cluster or not cfg.redis.urls:
-        print("liveroom: webhooks: needs redis.urls (standalone shards; a Redis Cluster is not supported yet)", file=sys.stderr)
+    if not cfg.redis.cluster and not cfg.redis.urls:
+        print("liveroom: webhooks: needs the hubs' Redis: redis.urls or redis.cluster", file=sys.stderr)
         return 2
 
     async def run() -> None:
-        hooks = hooks_mod.Webhooks(cfg.webhooks, cfg.redis.urls, hooks_mod.consumer_name(), cfg.redis.timeout_ms / 1000)
+        hooks = hooks_mod.for_config(cfg, hooks_mod.consumer_name())
         hooks.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
