@@ -24,7 +24,7 @@ function onceClose(handlers) {
 }
 
 /** The browser's WebSocket (or any WHATWG one: Deno, Node >= 22, a test double). */
-export function browserSocket(WebSocketImpl = globalThis.WebSocket) {
+export function browserSocket(WebSocketImpl = typeof WebSocket !== "undefined" ? WebSocket : undefined) {
   if (typeof WebSocketImpl !== "function") {
     throw new TypeError("browserSocket: no WebSocket here; pass socket: nodeSocket(WebSocket) or wxSocket(wx)");
   }
@@ -69,7 +69,7 @@ export function nodeSocket(WebSocketImpl, options = {}) {
         let error;
         try {
           error = JSON.parse(Buffer.concat(chunks).toString("utf8")).error;
-        } catch {
+        } catch (e) {
           error = undefined;
         }
         close({ code: 1006, reason: "", status: res.statusCode, error });
@@ -94,7 +94,7 @@ export function nodeSocket(WebSocketImpl, options = {}) {
  * slice of exactly its bytes, never as a view. `options` go to connectSocket (header,
  * protocols, timeout...).
  */
-export function wxSocket(wxApi = globalThis.wx, options = {}) {
+export function wxSocket(wxApi = typeof wx !== "undefined" ? wx : undefined, options = {}) {
   if (!wxApi || typeof wxApi.connectSocket !== "function") {
     throw new TypeError("wxSocket: pass the mini-program API object (wx)");
   }
@@ -108,7 +108,7 @@ export function wxSocket(wxApi = globalThis.wx, options = {}) {
       close({ code: 1006, reason: (err && err.errMsg) || "socket error" });
       try {
         task.close({ code: 1000 });
-      } catch {
+      } catch (e) {
         // already closed
       }
     });

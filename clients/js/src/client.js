@@ -16,13 +16,13 @@ const MAX_LIKE_N = 50; // PROTOCOL.md: like.n is 1-50
 const MAX_PENDING_TAPS = 5 * MAX_LIKE_N; // taps kept while the windows catch up; more are dropped
 
 const DEFAULTS = Object.freeze({
-  callTimeoutMs: 10_000,
+  callTimeoutMs: 10000,
   likeIntervalMs: 200,
-  pingIntervalMs: 20_000, // below the hub's 30 s ping_after_s: the hub never needs to probe us
-  pongTimeoutMs: 10_000, // nothing received this long after a ping: the socket is dead
+  pingIntervalMs: 20000, // below the hub's 30 s ping_after_s: the hub never needs to probe us
+  pongTimeoutMs: 10000, // nothing received this long after a ping: the socket is dead
   reconnect: true,
   backoffMinMs: 500,
-  backoffMaxMs: 30_000,
+  backoffMaxMs: 30000,
 });
 
 /** An error reply, an `error` frame, or a client-side failure; `code` is a PROTOCOL.md
@@ -38,12 +38,25 @@ export class LiveRoomError extends Error {
 
 /** A random idempotency key for `buy`: the same key again gets the same answer. */
 export function newKey() {
-  const c = globalThis.crypto;
+  const c = typeof globalThis !== "undefined" ? globalThis.crypto : undefined; // older mini-program engines lack globalThis
   if (c && typeof c.randomUUID === "function") return c.randomUUID();
   // mini-programs have no crypto.randomUUID; the key only has to be unique per user
   let s = Date.now().toString(36);
   for (let i = 0; i < 3; i++) s += Math.random().toString(36).slice(2, 10);
   return s;
+}
+
+/**
+ * How long to wait before reconnect attempt `attempt` (0-based): exponential backoff from
+ * minMs, doubling up to maxMs, with "equal jitter" (between half and all of it) so that a
+ * room's viewers dropped together do not come back together. A hub's `retry_ms` hint is a
+ * floor: then between the hint and 1.5 times it. `random` is Math.random (a parameter for
+ * tests).
+ */
+export function backoffDelay(attempt, minMs, maxMs, hintMs = 0, random = Math.random) {
+  const base = Math.min(maxMs, minMs * Math.pow(2, Math.min(attempt, 30)));
+  if (hintMs > 0) return Math.round(Math.max(hintMs, base / 2) * (1 + random() * 0.5));
+  return Math.round(base / 2 + (random() * base) / 2);
 }
 
 function query(params) {
@@ -55,9 +68,6 @@ function query(params) {
 }
 
 export class LiveRoom {
-  /** The codec used when none is given (index.js sets msgpack). */
-  static defaultCodec = null;
-
   /**
    * @param {object} opts `url` (the hub's ws endpoint, e.g. "wss://host/ws"), `room`,
    *   `token` (a JWT, or a function returning one or a promise of one: called before each
@@ -187,7 +197,7 @@ export class LiveRoom {
       return;
     }
     if (gen !== this._gen || this._closing) return;
-    const conn = { gen, sock: null, open: false, waiters: [] };
+    const conn = { gen, sock: null, open: false, welcomed: false, waiters: [] };
     this._conn = conn;
     const live = () => conn.gen === this._gen;
     try {
@@ -248,7 +258,10 @@ export class LiveRoom {
   }
 
   _onWelcome(f) {
-    const again = this._welcomed;
+    // a reconnect's first welcome; a later one on the same socket is a reset (the room's
+    // Redis lost its data): the same redraw, but no reconnect
+    const reconnected = this._welcomed && this._conn !== null && !this._conn.welcomed;
+    if (this._conn) this._conn.welcomed = true;
     this.state = "open";
     this.epoch = f.epoch;
     this.welcome = f;
@@ -259,7 +272,7 @@ export class LiveRoom {
     this._welcomed = true;
     this.attempt = 0;
     this._emit("welcome", f);
-    if (again) this._emit("reconnect", { recovered: !!f.recovered, welcome: f });
+    if (reconnected) this._emit("reconnect", { recovered: !!f.recovered, welcome: f });
     if (this._taps > 0 && !this._likeTimer) this._armLikes();
     if (this._ready && !this._ready.settled) {
       this._ready.settled = true;
@@ -302,13 +315,9 @@ export class LiveRoom {
     }, delayMs);
   }
 
-  /** Exponential backoff with jitter; at least the hub's `retry_ms` hint when it gave one. */
   _delay(bye) {
-    const { backoffMinMs, backoffMaxMs } = this.options;
-    const base = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.attempt, 30));
-    const hint = bye && typeof bye.retry_ms === "number" && bye.retry_ms > 0 ? bye.retry_ms : 0;
-    if (hint > 0) return Math.round(Math.max(hint, base / 2) * (1 + Math.random() * 0.5));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    const hint = bye && typeof bye.retry_ms === "number" ? bye.retry_ms : 0;
+    return backoffDelay(this.attempt, this.options.backoffMinMs, this.options.backoffMaxMs, hint);
   }
 
   _startPing() {
@@ -318,8 +327,9 @@ export class LiveRoom {
     this._pingTimer = setInterval(() => {
       const sentAt = Date.now();
       if (!this._send({ t: "ping" })) return;
-      clearTimeout(this._pongTimer);
+      if (this._pongTimer) return; // the check of an earlier ping is still to come
       this._pongTimer = setTimeout(() => {
+        this._pongTimer = null;
         // nothing at all from the hub since the ping (not even the pong): a dead link that
         // TCP has not noticed yet (phones switching networks); drop it and reconnect
         if (this._lastRecv < sentAt && this._conn) this._drop(this._conn, "no pong");
@@ -336,7 +346,7 @@ export class LiveRoom {
   _drop(conn, reason) {
     try {
       conn.sock.close(4000, reason);
-    } catch {
+    } catch (e) {
       // already closing
     }
     if (conn.gen === this._gen) this._closed(conn, { code: 4000, reason });
@@ -366,7 +376,7 @@ export class LiveRoom {
     const done = new Promise((resolve) => conn.waiters.push(resolve));
     try {
       conn.sock.close(1000, "");
-    } catch {
+    } catch (e) {
       return Promise.resolve();
     }
     // a socket that never reports its close must not hang the caller
@@ -544,3 +554,7 @@ export class LiveRoom {
     return this.call("live_end", session ? { session } : {});
   }
 }
+
+/** The codec used when none is given (index.js sets msgpack; a static field written out, for
+ * mini-program engines without class fields). */
+LiveRoom.defaultCodec = null;

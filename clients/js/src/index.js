@@ -6,7 +6,7 @@ import { msgpackCodec } from "./codec.js";
 
 LiveRoom.defaultCodec = msgpackCodec;
 
-export { LiveRoom, LiveRoomError, EVENT_TYPES, newKey } from "./client.js";
+export { LiveRoom, LiveRoomError, EVENT_TYPES, backoffDelay, newKey } from "./client.js";
 export { browserSocket, nodeSocket, wxSocket, toArrayBuffer } from "./adapters.js";
 export { msgpackCodec } from "./codec.js";
 export { jsonCodec } from "./json.js";

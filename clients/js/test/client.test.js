@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 import { decode } from "@msgpack/msgpack";
 
-import { LiveRoom, LiveRoomError, jsonCodec, msgpackCodec, nodeSocket, wxSocket } from "../src/index.js";
+import { LiveRoom, LiveRoomError, browserSocket, jsonCodec, msgpackCodec, nodeSocket, wxSocket } from "../src/index.js";
 import { Hub, eventually, startRedis, token } from "../testlib/hub.js";
 
 let redis;
@@ -22,12 +22,15 @@ function client(hub, roomId, tok, opts = {}) {
   return c;
 }
 
-/** An adapter that records every frame the client sends (decoded), around another adapter. */
+/** An adapter that records every frame the client sends (decoded), around another adapter.
+ * `factory.deafen()` makes the current socket ignore what arrives: a half-dead link. */
 function recording(inner, codec = msgpackCodec) {
   const sent = [];
   const factory = (url, handlers) => {
     factory.urls.push(url);
-    const sock = inner(url, handlers);
+    let deaf = false;
+    factory.deafen = () => (deaf = true);
+    const sock = inner(url, { ...handlers, onMessage: (data) => deaf || handlers.onMessage(data) });
     return {
       send: (data) => {
         sent.push(codec.decode(data));
@@ -38,6 +41,7 @@ function recording(inner, codec = msgpackCodec) {
   };
   factory.sent = sent;
   factory.urls = [];
+  factory.deafen = () => {};
   return factory;
 }
 
@@ -252,5 +256,59 @@ describe("liveroom-client", () => {
     await eventually(() => sent.some((f) => f.t === "like" && f.n === 3), "the like op");
     assert.deepEqual(views, [], "the SocketTask was handed a view");
     assert.deepEqual(sent.map((f) => f.t), ["comment", "buy", "like"]);
+  });
+
+  test("a link that goes silent is found by the app-level ping, dropped and resumed", async () => {
+    const r = room("deaf");
+    const sock = recording(nodeSocket(WebSocket));
+    const c = client(hubA, r, token("jack"), { socket: sock, pingIntervalMs: 100, pongTimeoutMs: 300, backoffMinMs: 50, backoffMaxMs: 100 });
+    const sender = client(hubB, r, token("kate"));
+    await Promise.all([c.connect(), sender.connect()]);
+    const pongs = collect(c, "pong");
+    const seen = collect(c, "comment");
+    const closes = collect(c, "close");
+    const reconnects = collect(c, "reconnect");
+    await eventually(() => pongs.length >= 1, "a pong");
+    assert.ok(sock.sent.some((f) => f.t === "ping" && f.id === undefined), "pings go on a timer");
+    sock.deafen(); // the socket stays open, but nothing reaches the client any more
+    const lost = await sender.comment("sent into the void");
+    await eventually(() => reconnects.length === 1, "the reconnect");
+    assert.equal(closes[0].code, 4000);
+    assert.equal(closes[0].reconnecting, true);
+    assert.equal(reconnects[0].recovered, true);
+    await eventually(() => seen.some((e) => e.seq === lost.seq), "the comment the silent link lost");
+  });
+
+  test("bye expired: the client reconnects with a fresh token from its token function", async () => {
+    const r = room("expired");
+    let calls = 0;
+    const tokens = () => token("liam", { ttlS: ++calls === 1 ? 1 : 3600 });
+    const c = client(hubA, r, tokens, { backoffMinMs: 50, backoffMaxMs: 100 });
+    const byes = collect(c, "bye");
+    const reconnects = collect(c, "reconnect");
+    await c.connect();
+    await eventually(() => reconnects.length === 1, "the reconnect after expiry", 10_000);
+    assert.equal(byes[0].reason, "expired");
+    assert.equal(byes[0].reconnect, true);
+    assert.equal(calls, 2);
+    assert.equal(reconnects[0].recovered, true);
+    assert.equal((await c.comment("fresh token")).ok, true);
+  });
+
+  test("browser adapter (WHATWG WebSocket interface, here the ws package's): frames arrive as ArrayBuffers", async () => {
+    const r = room("browser");
+    const frames = [];
+    class Spy extends WebSocket {
+      constructor(url) {
+        super(url);
+        this.addEventListener("message", (e) => frames.push(e.data));
+      }
+    }
+    const c = client(hubA, r, token("mia"), { socket: browserSocket(Spy) });
+    const comments = collect(c, "comment");
+    await c.connect();
+    const reply = await c.comment("from a browser");
+    await eventually(() => comments.some((e) => e.seq === reply.seq), "its comment back");
+    assert.ok(frames.length >= 2 && frames.every((d) => d instanceof ArrayBuffer), "binaryType arraybuffer");
   });
 });
