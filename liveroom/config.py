@@ -34,6 +34,7 @@ class ServerConfig:
 class AuthConfig:
     secrets: tuple[str, ...] = ()
     anonymous: bool = False
+    dev_tokens: bool = False  # GET /dev/token signs tokens for anyone (demo pages; loopback only unless --insecure-dev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_REDIS_CLUSTER": ("redis", "cluster"),
     "LIVEROOM_SECRETS": ("auth", "secrets"),
     "LIVEROOM_ANONYMOUS": ("auth", "anonymous"),
+    "LIVEROOM_DEV_TOKENS": ("auth", "dev_tokens"),
     "LIVEROOM_VIEWER_COMMENT_CAP": ("room", "viewer_comment_cap"),
     "LIVEROOM_COMMENT_RATE": ("room", "comment_rate"),
     "LIVEROOM_TICK_MS": ("room", "tick_ms"),

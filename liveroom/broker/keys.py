@@ -121,6 +121,8 @@ def room_keys(room: str) -> RoomKeys:
 # consumer group (XREADGROUP). A Redis Cluster cannot append to one stream from scripts of
 # rooms in other slots, so there each room has its own stream (room_orders_stream).
 SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
+# SCAN pattern of the rooms' orders streams on a cluster (`{` and `}` are not glob syntax)
+ROOM_ORDERS_STREAMS = f"{PREFIX}:{{*}}:orders:stream"
 # SET of rooms that have had a sale, per shard (cluster: one key): what the order reaper
 # scans for unpaid orders. Written before the sale exists, so no order can be missed.
 SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
