@@ -77,6 +77,11 @@ class RoomKeys:
         """HASH idempotency field -> the first answer to a buy with that key."""
         return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
+    def op_key(self, op: str, user: str, key: str) -> str:
+        """STRING: the first answer to `op` with a client's idempotency key (lib_idem.lua),
+        with a TTL. The user's id is length-prefixed: no (user, key) pair reads as another."""
+        return f"{PREFIX}:{{{self.room}}}:ik:{op}:{len(user)}:{user}{key}"
+
     def rate(self, user: str) -> str:
         """HASH t (tokens), s (stamp ms): one user's comment allowance in the room, all hubs."""
         return f"{PREFIX}:{{{self.room}}}:rate:{user}"

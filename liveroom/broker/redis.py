@@ -16,7 +16,7 @@ import msgpack
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import Beat, BrokerEvents, RoomState
-from liveroom.broker.calls import Calls
+from liveroom.broker.calls import Calls, Idem
 from liveroom.broker.draws_ops import DrawsOps
 from liveroom.broker.moderation_ops import ModerationOps, muted_refusal
 from liveroom.broker.sales_ops import SalesOps
@@ -106,11 +106,12 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         return [(int(entry_id.split(b"-", 1)[0]), fields[b"e"]) for entry_id, fields in entries]
 
     async def publish_comment(
-        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = "", key: str = ""
     ) -> tuple[int, str]:
         """(seq, epoch); refused `muted` or `rate_limited` (the allowance over all hubs).
-        `norm` (the normalised text) lets the comment enter an open keyword draw."""
-        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst, norm, name))
+        `norm` (the normalised text) lets the comment enter an open keyword draw. `key`: the
+        client's idempotency key: a retry gets the first answer and publishes nothing."""
+        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst, norm, name, key))
         if seq == -1:
             until = int(epoch)
             raise muted_refusal(until)
@@ -118,8 +119,11 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
             raise refusal(RATE_LIMITED)
         return int(seq), epoch.decode()
 
-    async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]:
-        seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value))
+    async def publish_event(
+        self, room: str, body: bytes, meta_field: str = "", value: bytes = b"", op: str = "", idem: Idem = None
+    ) -> tuple[int, str]:
+        """`op`, `idem`: the op and (user, key) of a client's idempotency key (see room_comment)."""
+        seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value, op, idem))
         return int(seq), epoch.decode()
 
     async def add_likes(self, room: str, n: int) -> tuple[int, list[str]]:
