@@ -100,6 +100,7 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
     "abuse": (CLOSE_POLICY, False),
     "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
     "expired": (CLOSE_TOKEN_EXPIRED, True),  # the token's `exp` passed while the socket was open
+    "idle": (CLOSE_GOING_AWAY, True),  # silent for limits.idle_timeout_s, pongs included
 }
 
 

@@ -398,7 +398,8 @@ class WsEndpoint:
             if silent < ping_after:
                 continue
             if silent >= idle:
-                self.metrics.byes.labels("idle").inc()
-                conn.transport.abort()
+                # `bye idle` then the close (counted in liveroom_byes_total by `bye`); a peer
+                # that is gone never answers the close and is aborted CLOSE_WAIT_S later
+                conn.bye("idle")
             elif silent >= ping_after * (1.0 + ((id(conn) >> 4) & 63) / 128):
                 conn.ping()
