@@ -68,9 +68,14 @@ class Calls:
         ik, ttl = self._idem(k, op, idem)
         return Call("room_publish", room, [k.meta, k.hist, *ik], [*self._durable(k, body), meta_field, value, *ttl])
 
-    def room_like(self, room: str, n: int) -> Call:
+    def room_like(self, room: str, n: int, flush: str = "") -> Call:
+        """`flush`: the id of this hub's flush ("" none): a repeated id is not counted again."""
         k = K.room_keys(room)
-        return Call("room_like", room, [k.meta, k.hist, k.milestones, k.live], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
+        ids = ([k.like_flushes], [self.hub_id, flush, IDEM_TTL_MS]) if flush else ([], [])
+        return Call(
+            "room_like", room, [k.meta, k.hist, k.milestones, k.live, *ids[0]],
+            [self.pubcmd, k.channel, n, new_epoch(), self.maxlen, *ids[1]],
+        )  # fmt: skip
 
     def presence_sync(
         self, room: str, ttl_ms: int, arrived: list[str], gone: list[str], names: dict[str, str] | None = None

@@ -77,6 +77,11 @@ class RoomKeys:
         """HASH idempotency field -> the first answer to a buy with that key."""
         return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
+    @property
+    def like_flushes(self) -> str:
+        """HASH hub id -> the id of its last likes flush counted (room_like.lua), with a TTL."""
+        return f"{PREFIX}:{{{self.room}}}:lf"
+
     def op_key(self, op: str, user: str, key: str) -> str:
         """STRING: the first answer to `op` with a client's idempotency key (lib_idem.lua),
         with a TTL. The user's id is length-prefixed: no (user, key) pair reads as another."""

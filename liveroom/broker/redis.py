@@ -126,9 +126,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value, op, idem))
         return int(seq), epoch.decode()
 
-    async def add_likes(self, room: str, n: int) -> tuple[int, list[str]]:
-        """(the room's total, ids of the milestones it crossed that start a draw)."""
-        total, draws = await self._run(self.calls.room_like(room, n))
+    async def add_likes(self, room: str, n: int, flush: str = "") -> tuple[int, list[str]]:
+        """(the room's total, ids of the milestones it crossed that start a draw). `flush`:
+        this hub's id for these taps; sent again after a timeout, they are not added twice."""
+        total, draws = await self._run(self.calls.room_like(room, n, flush))
         return int(total), [d.decode() for d in draws]
 
     async def mute(self, room: str, user: str, until_ms: int | None) -> None:

@@ -1,0 +1,80 @@
+"""Faults and limits: Redis stalls, idle sockets, a hub-wide bound on what waits for slow
+sockets. Real Redis processes (our own where a test stops one), real hubs, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from typing import Callable
+
+from liveroom.core.likes import next_flush
+from liveroom.core.room import Room
+from liveroom.core.rules import CommentSampler
+from liveroom.redis_local import RedisProcess, find_server
+from tests.support import Client, HubProcess, http, token
+
+FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
+
+
+def room(prefix: str = "fault") -> str:
+    return prefix + uuid.uuid4().hex[:8]
+
+
+def latest(c: Client, kind: str, field: str) -> int | None:
+    values = [e[field] for e in c.of_type(kind)]
+    return values[-1] if values else None
+
+
+async def test_likes_resent_after_a_timed_out_flush_count_once(start_hub: Callable[..., HubProcess]) -> None:
+    """Taps arrive while the shard is stopped (SIGSTOP): the hub's flushes time out and are
+    sent again, each on an open connection, and Redis runs every copy it has read once it
+    resumes. The room total counts the taps once."""
+    shard = RedisProcess(find_server()).start()  # our own: this test pauses it
+    try:
+        h = start_hub(LIVEROOM_REDIS=shard.url, **FAST)
+        r = room("likes")
+        admin = token("admin", role="admin")
+        viewer = await Client.connect(h.base, r, token("v"))
+        await viewer.send({"t": "like", "n": 1})  # the script is loaded (a NOSCRIPT would not run)
+        await viewer.wait_for(lambda: latest(viewer, "likes", "total") == 1, what="1 like")
+        # open connections in the hub's pool, as a busy hub has: a flush sent on a connection
+        # opened during the stall would wait for its handshake and never reach Redis
+        await asyncio.gather(*(http("GET", f"{h.base}/api/rooms/{r}", admin) for _ in range(16)))
+        assert shard.proc is not None
+        os.kill(shard.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                await viewer.send({"t": "like", "n": 10})
+            await asyncio.sleep(2.5)  # several flushes time out (0.8 s) and are re-sent meanwhile
+        finally:
+            os.kill(shard.proc.pid, signal.SIGCONT)
+        await viewer.wait_for(lambda: latest(viewer, "likes", "total") == 31, timeout=10, what="31 likes")
+        await viewer.send({"t": "like", "n": 1})
+        await viewer.wait_for(lambda: latest(viewer, "likes", "total") == 32, timeout=10, what="32 likes")
+        status, stats = await http("GET", f"{h.base}/api/rooms/{r}", admin)
+        assert status == 200 and stats["likes"] == 32, stats
+        assert max(e["total"] for e in viewer.of_type("likes")) == 32, viewer.of_type("likes")
+        await viewer.close()
+    finally:
+        shard.stop()
+
+
+def test_a_flush_that_was_not_answered_is_sent_again_as_it_was() -> None:
+    """core/likes.py: the unanswered flush goes again with its id and taps; taps that came
+    meanwhile wait for the next flush; none while one is in flight."""
+    r = Room("r", CommentSampler(0, 100))
+    assert not next_flush(r)
+    r.local_likes = 5
+    assert next_flush(r)
+    first = r.likes_flush
+    assert first is not None and first[1] == 5 and r.local_likes == 0
+    r.local_likes = 3  # more taps while the flush is unanswered (it timed out)
+    assert next_flush(r) and r.likes_flush == first and r.local_likes == 3
+    r.likes_busy = True
+    assert not next_flush(r)
+    r.likes_busy, r.likes_flush = False, None  # answered
+    assert next_flush(r)
+    second = r.likes_flush
+    assert second is not None and second[1] == 3 and second[0] != first[0]
