@@ -122,3 +122,15 @@ async def test_bytes_split_anywhere() -> None:
         conn.data_received(bytes([b]))
     assert got == [b"slow bytes"] and conn.state == OPEN
     assert conn.reader.buf == b""
+
+
+async def test_bye_unavailable_says_when_to_reconnect() -> None:
+    """A join that Redis did not answer ends in `bye unavailable` with `retry_ms`: the
+    client backs off that long instead of reconnecting at once."""
+    import msgpack
+
+    conn, t, _ = connection()
+    conn.bye("unavailable", 2500)
+    frames = t.server_frames()
+    assert msgpack.unpackb(frames[0][1]) == {"t": "bye", "reason": "unavailable", "reconnect": True, "retry_ms": 2500}
+    assert close_codes(t) == [1013]

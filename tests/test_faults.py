@@ -9,6 +9,8 @@ import signal
 import uuid
 from typing import Callable
 
+import aiohttp
+
 from liveroom.core.likes import next_flush
 from liveroom.core.room import Room
 from liveroom.core.rules import CommentSampler
@@ -78,3 +80,29 @@ def test_a_flush_that_was_not_answered_is_sent_again_as_it_was() -> None:
     assert next_flush(r)
     second = r.likes_flush
     assert second is not None and second[1] == 3 and second[0] != first[0]
+
+
+async def test_a_join_refused_while_redis_is_down_says_when_to_retry(start_hub: Callable[..., HubProcess]) -> None:
+    """The room's shard does not answer: the handshake is refused 503 `unavailable` with
+    `retry_ms` (limits.retry_ms to twice that) and Retry-After, so clients back off."""
+    shard = RedisProcess(find_server()).start()  # our own: this test pauses it
+    try:
+        h = start_hub(LIVEROOM_REDIS=shard.url, LIVEROOM_RETRY_MS="3000", **FAST)
+        r = room("down")
+        assert shard.proc is not None
+        os.kill(shard.proc.pid, signal.SIGSTOP)
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{h.base}/ws", params={"room": r, "token": token("v")}) as resp:
+                    assert resp.status == 503
+                    body = await resp.json()
+                    retry_after = resp.headers.get("Retry-After")
+        finally:
+            os.kill(shard.proc.pid, signal.SIGCONT)
+        assert body["error"]["code"] == "unavailable"
+        assert 3000 <= body["error"]["retry_ms"] <= 6000, body
+        assert retry_after is not None and int(retry_after) * 1000 >= body["error"]["retry_ms"]
+        c = await Client.connect(h.base, r, token("v"))  # and once it is back, the join works
+        await c.close()
+    finally:
+        shard.stop()

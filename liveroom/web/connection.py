@@ -134,16 +134,20 @@ class Connection(asyncio.Protocol):
         if self.state == OPEN:
             asyncio.get_running_loop().call_soon(self.bye, reason)
 
-    def bye(self, reason: str) -> None:
+    def bye(self, reason: str, retry_ms: int | None = None) -> None:
         """The last frame this socket gets: `bye`, then a close frame with the reason's code.
         The peer has CLOSE_WAIT_S to answer the close, then the socket is aborted (a slow
-        peer may never read it: do not hold its buffer hostage)."""
+        peer may never read it: do not hold its buffer hostage). `retry_ms`: when to
+        reconnect (Redis did not answer: clients back off instead of hammering)."""
         if self.state != OPEN or self.transport.is_closing():
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
         self.endpoint.metrics.byes.labels(reason).inc()
+        msg: dict[str, Any] = {"t": "bye", "reason": reason, "reconnect": reconnect}
+        if retry_ms is not None:
+            msg["retry_ms"] = retry_ms
         # written past the outbox limit on purpose
-        last = frame({"t": "bye", "reason": reason, "reconnect": reconnect}, self.codec)
+        last = frame(msg, self.codec)
         self._close(close_code, reason.encode(), last)
 
     def ping(self) -> None:
