@@ -9,6 +9,7 @@ from typing import Any
 
 from liveroom.protocol.codec import Codec
 from liveroom.web.connection import CLOSING, OPEN, Connection
+from liveroom.web.outbox import HubOutbox
 from tests.test_wsframes import frame
 
 
@@ -63,6 +64,7 @@ def connection(max_frame: int = 1024) -> tuple[Connection, FakeTransport, list[A
         metrics=metrics,
         on_message=lambda conn, data: got.append(data),
         release=lambda conn: None,
+        outbox=HubOutbox(0),
     )
     session = SimpleNamespace(identity=SimpleNamespace(id="u1"))
     conn = Connection(endpoint, Codec.MSGPACK, session, "127.0.0.1")  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import uuid
 from typing import Callable
 
@@ -15,13 +16,42 @@ from liveroom.core.likes import next_flush
 from liveroom.core.room import Room
 from liveroom.core.rules import CommentSampler
 from liveroom.redis_local import RedisProcess, find_server
-from tests.support import Client, HubProcess, http, token
+from liveroom.web.outbox import HubOutbox, shed_order
+from tests.support import Client, HubProcess, eventually, http, t, token
+from tests.test_slow_viewer import metric, stalled_viewer
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 
 
 def room(prefix: str = "fault") -> str:
     return prefix + uuid.uuid4().hex[:8]
+
+
+def read_frames(sock: socket.socket, until: Callable[[list[tuple[int, bytes]]], bool]) -> list[tuple[int, bytes]]:
+    """A raw client reads server frames (opcode, payload) until `until` says so, or the
+    socket ends: then (-1, b"") closes the list."""
+    sock.settimeout(t(10))
+    data, frames = b"", []
+    while not until(frames):
+        try:
+            chunk = sock.recv(1 << 16)
+        except (ConnectionResetError, TimeoutError):
+            chunk = b""
+        if not chunk:
+            frames.append((-1, b""))
+            break
+        data += chunk
+        while len(data) >= 2:
+            n, head = data[1] & 0x7F, 2
+            if n == 126:
+                n, head = int.from_bytes(data[2:4], "big"), 4
+            elif n == 127:
+                n, head = int.from_bytes(data[2:10], "big"), 10
+            if len(data) < head + n:
+                break
+            frames.append((data[0] & 0x0F, data[head : head + n]))
+            data = data[head + n :]
+    return frames
 
 
 def latest(c: Client, kind: str, field: str) -> int | None:
@@ -106,3 +136,69 @@ async def test_a_join_refused_while_redis_is_down_says_when_to_retry(start_hub: 
         await c.close()
     finally:
         shard.stop()
+
+
+def test_shed_order_sends_away_the_sockets_holding_the_most_first() -> None:
+    held = [("a", 100), ("b", 700), ("c", 300), ("d", 0)]
+    assert shed_order(held, 1100, 1000) == ["b"]
+    assert shed_order(held, 1100, 200) == ["b", "c"]
+    assert shed_order(held, 1100, 1100) == []
+
+
+async def test_hub_outbox_keeps_a_running_total_and_sheds_past_the_budget() -> None:
+    gone: list[str] = []
+    box = HubOutbox(1000, gone.append)
+    box.moved("a", 400)
+    box.moved("b", 500)
+    box.moved("a", 300)  # a drained a little
+    assert box.total == 800 and not gone
+    box.moved("c", 350)  # 1150: over the budget; shed on the next loop iteration
+    assert not gone
+    await asyncio.sleep(0)
+    assert gone == ["b"] and box.total == 650 and set(box.heavy) == {"a", "c"}
+    box.moved("a", 0)
+    box.moved("c", 0)
+    assert box.total == 0 and not box.heavy
+
+
+async def test_hub_outbox_budget_sends_the_slowest_socket_away_first(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """Two phones stop reading, one long before the other: together they hold more than the
+    hub's budget (each is well within its own limit), so the one holding the most gets
+    `bye slow`; the other stays, and a viewer who reads gets every notice."""
+    h = start_hub(
+        LIVEROOM_REDIS=redis1.url, LIVEROOM_OUTBOX_BYTES=str(1 << 20), LIVEROOM_HUB_OUTBOX_BYTES=str(1200 << 10), **FAST
+    )
+    r = room("budget")
+    host = await Client.connect(h.base, r, token("h", role="host", rooms=[r]))
+    good = await Client.connect(h.base, r, token("good"))
+    first = stalled_viewer(h.port, r, token("first"))
+    second: socket.socket | None = None
+    text = "x" * 1900
+    try:
+        for i in range(300):
+            assert (await host.call("notice", text=f"{i} {text}"))["ok"]
+        second = stalled_viewer(h.port, r, token("second"))
+        for i in range(300, 700):
+            assert (await host.call("notice", text=f"{i} {text}"))["ok"]
+        await good.wait_for(lambda: len(good.of_type("notice")) == 700, timeout=20, what="700 notices")
+
+        async def slow_byes() -> float:
+            return await metric(h.base, 'liveroom_byes_total{reason="slow"}')
+
+        await eventually(slow_byes, what="a socket sent away")
+        assert await slow_byes() == 1
+        # the one holding the most was sent away; the other is still served: it reads its
+        # backlog, then a notice sent now
+        assert (await asyncio.to_thread(read_frames, first, lambda fs: False))[-1] == (-1, b"")
+        assert (await host.call("notice", text="after"))["ok"]
+        got = await asyncio.to_thread(read_frames, second, lambda fs: any(b"after" in p for _, p in fs))
+        assert all(op != 8 for op, _ in got) and any(b"after" in p for _, p in got)
+        assert not good.closed.is_set()
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        await host.close()
+        await good.close()

@@ -48,6 +48,7 @@ from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import Codec, decode, frame
 from liveroom.web.connection import LOST, Connection
+from liveroom.web.outbox import HubOutbox
 from liveroom.web.takeover import Detached, HandshakeError, detach, handshake
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class WsEndpoint:
         self._resumes: dict[str, tuple[float, float]] = {}  # ip -> (tokens, stamp): resume joins
         self._likes: dict[Connection, tuple[float, float]] = {}  # only sockets that tap have one
         self.max_connections = min(cfg.limits.max_connections, fd_budget())
+        # bytes waiting for all the sockets: past limits.hub_outbox_bytes, the most behind go
+        self.outbox = HubOutbox(cfg.limits.hub_outbox_bytes, lambda conn: conn.bye("slow"))
         self._sweeper: asyncio.Task[None] | None = None
 
     def retry_ms(self) -> int:
