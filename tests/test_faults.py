@@ -202,3 +202,83 @@ async def test_hub_outbox_budget_sends_the_slowest_socket_away_first(
             second.close()
         await host.close()
         await good.close()
+
+
+class BlackholeProxy:
+    """A TCP proxy in front of Redis that can turn the pub/sub connections passing through
+    it half-open: from `freeze_subscribers()` on, their bytes are dropped both ways while
+    both sockets stay up (what a NAT or firewall that forgot a connection does)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.pairs: list[dict[str, bool]] = []
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        pair = {"sub": False, "frozen": False}
+        self.pairs.append(pair)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    if upstream and b"SUBSCRIBE" in data.upper():
+                        pair["sub"] = True
+                    if not pair["frozen"]:
+                        dst.write(data)
+                        await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_w, True), pipe(up_r, writer, False))
+
+    def freeze_subscribers(self) -> int:
+        frozen = [p for p in self.pairs if p["sub"]]
+        for p in frozen:
+            p["frozen"] = True
+        return len(frozen)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_half_open_pubsub_connection_is_found_and_the_gap_repaired(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """The hub's pub/sub socket goes half-open (nothing arrives, nothing says so) while
+    notices go on being published: its liveness probe does not come back, the listener
+    reconnects and resubscribes, and the viewer gets the notices published meanwhile, in
+    order, once each, and the ones after."""
+    proxy = BlackholeProxy(int(redis1.url.rsplit(":", 1)[1].split("/")[0]))
+    port = await proxy.start()
+    try:
+        h = start_hub(
+            LIVEROOM_REDIS=f"redis://127.0.0.1:{port}/0", LIVEROOM_PROBE_INTERVAL_MS="300",
+            LIVEROOM_PROBE_TIMEOUT_MS="1500", **FAST,
+        )  # fmt: skip
+        r = room("halfopen")
+        host = await Client.connect(h.base, r, token("h", role="host", rooms=[r]))
+        viewer = await Client.connect(h.base, r, token("v"))
+        assert (await host.call("notice", text="before"))["ok"]
+        await viewer.wait_for(lambda: len(viewer.of_type("notice")) == 1, what="the first notice")
+        assert proxy.freeze_subscribers() == 1
+        for i in range(3):
+            assert (await host.call("notice", text=f"during {i}"))["ok"]  # published: the pool is fine
+        await viewer.wait_for(lambda: len(viewer.of_type("notice")) == 4, timeout=10, what="the notices of the gap")
+        assert (await host.call("notice", text="after"))["ok"]
+        await viewer.wait_for(lambda: len(viewer.of_type("notice")) == 5, timeout=10, what="the notice after")
+        notices = viewer.of_type("notice")
+        assert [e["text"] for e in notices] == ["before", "during 0", "during 1", "during 2", "after"]
+        assert [e["seq"] for e in notices] == sorted({e["seq"] for e in notices})
+        assert "no probe back" in h.log()
+        await host.close()
+        await viewer.close()
+    finally:
+        proxy.close()

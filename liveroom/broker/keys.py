@@ -149,6 +149,11 @@ DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
 SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
 
 
+def probe_prefix(hub_id: str) -> str:
+    """Pub/sub channels only this hub subscribes: its listeners' liveness probes (no room)."""
+    return f"{PREFIX}:probe:{hub_id}"
+
+
 def room_of_channel(channel: bytes | str) -> str:
     """The room id inside a channel name built by room_keys()."""
     if isinstance(channel, bytes):

@@ -43,6 +43,7 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         self.calls = Calls(pubcmd, self.topology.orders_stream, history_len, hub_id)
         self.scripts = Scripts()
         self._subs: Subscriptions | None = None
+        self._probe = (cfg.probe_interval_ms / 1000, cfg.probe_timeout_ms / 1000)
 
     async def start(self, events: BrokerEvents) -> None:
         await self.topology.start()
@@ -52,7 +53,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
             if msg is not None:
                 events.on_message(K.room_of_channel(channel), msg)
 
-        self._subs = Subscriptions(self.topology, self._timeout, deliver, events.on_reconnect)
+        self._subs = Subscriptions(
+            self.topology, self._timeout, deliver, events.on_reconnect,
+            K.probe_prefix(self.hub_id) if self._probe[0] > 0 else "", *self._probe,
+        )  # fmt: skip
 
     async def close(self) -> None:
         if self._subs is not None:
