@@ -15,7 +15,7 @@ import aiohttp
 from liveroom.core.likes import next_flush
 from liveroom.core.room import Room
 from liveroom.core.rules import CommentSampler
-from liveroom.redis_local import RedisProcess, find_server
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from liveroom.web.outbox import HubOutbox, shed_order
 from tests.support import Client, HubProcess, eventually, http, t, token
 from tests.test_slow_viewer import metric, stalled_viewer
@@ -282,3 +282,18 @@ async def test_a_half_open_pubsub_connection_is_found_and_the_gap_repaired(
         await viewer.close()
     finally:
         proxy.close()
+
+
+async def test_probes_come_back_on_a_cluster_node(
+    start_hub: Callable[..., HubProcess], cluster3: RedisClusterProcesses
+) -> None:
+    """On a Redis Cluster the listeners hold shard channels; the probe is a plain channel on
+    the same connection and comes back: no healthy connection is ever dropped."""
+    h = start_hub(
+        LIVEROOM_REDIS_CLUSTER=cluster3.url, LIVEROOM_PROBE_INTERVAL_MS="100", LIVEROOM_PROBE_TIMEOUT_MS="500", **FAST
+    )
+    viewers = [await Client.connect(h.base, room("cl"), token("v")) for _ in range(6)]  # rooms on every master
+    await asyncio.sleep(2.0)  # four probe timeouts: a probe that never came back would show
+    assert "no probe back" not in h.log()
+    for c in viewers:
+        await c.close()
