@@ -77,6 +77,16 @@ class RoomKeys:
         """HASH idempotency field -> the first answer to a buy with that key."""
         return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
+    @property
+    def like_flushes(self) -> str:
+        """HASH hub id -> the id of its last likes flush counted (room_like.lua), with a TTL."""
+        return f"{PREFIX}:{{{self.room}}}:lf"
+
+    def op_key(self, op: str, user: str, key: str) -> str:
+        """STRING: the first answer to `op` with a client's idempotency key (lib_idem.lua),
+        with a TTL. The user's id is length-prefixed: no (user, key) pair reads as another."""
+        return f"{PREFIX}:{{{self.room}}}:ik:{op}:{len(user)}:{user}{key}"
+
     def rate(self, user: str) -> str:
         """HASH t (tokens), s (stamp ms): one user's comment allowance in the room, all hubs."""
         return f"{PREFIX}:{{{self.room}}}:rate:{user}"
@@ -139,6 +149,11 @@ DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
 # session, what the idle closers poll. Written before live_start.lua (another slot on a
 # cluster), dropped by a closer once the room has no session live.
 SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
+
+
+def probe_prefix(hub_id: str) -> str:
+    """Pub/sub channels only this hub subscribes: its listeners' liveness probes (no room)."""
+    return f"{PREFIX}:probe:{hub_id}"
 
 
 def room_of_channel(channel: bytes | str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import SaleRecord
+from liveroom.broker.calls import Idem
 from liveroom.broker.runner import ScriptRunner
 from liveroom.broker.topology import bounded
 from liveroom.broker.wire import sale_records
@@ -22,11 +23,15 @@ class SalesOps(ScriptRunner):
     def orders_stream(self, room: str) -> str:
         return self.topology.orders_stream(room)
 
-    async def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> tuple[int, str]:
+    async def sale_create(
+        self, room: str, sale: str, info: bytes, stock: int, body: bytes, idem: Idem = None
+    ) -> tuple[int, str, str]:
+        """(seq, epoch, sale id): with a repeated idempotency key `idem` (user, key), the
+        first call's, and nothing is created."""
         # registered first: the order reaper must know every room that can hold an order
         await bounded(self._cmd(room).sadd(K.SALE_ROOMS, room), self._timeout)
-        seq, epoch = await self._run(self.calls.sale_create(room, sale, info, stock, body))
-        return int(seq), epoch.decode()
+        seq, epoch, sid = await self._run(self.calls.sale_create(room, sale, info, stock, body, idem))
+        return int(seq), epoch.decode(), sid.decode()
 
     async def sale_close(self, room: str, sale: str, body: bytes) -> int:
         """The event's seq; refused `no_such_sale`."""
