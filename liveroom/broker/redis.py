@@ -25,17 +25,19 @@ from liveroom.broker.sessions_ops import SessionsOps
 from liveroom.broker.subscriptions import Subscriptions
 from liveroom.broker.topology import Cluster, Shards, Topology, bounded
 from liveroom.broker.wire import parse_message, room_state
-from liveroom.config import RedisConfig
+from liveroom.config import RedisConfig, SalesConfig
 from liveroom.errors import RATE_LIMITED, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 
 
 class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
-    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int) -> None:
+    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int, sales: SalesConfig | None = None) -> None:
         if not cfg.urls and not cfg.cluster:
             raise ValueError("no Redis configured")
         self.hub_id = hub_id
+        if sales is not None:
+            self.wait_replicas, self.wait_ms = sales.wait_replicas, sales.wait_ms
         self._timeout = cfg.timeout_ms / 1000
         self.topology: Topology = Cluster(cfg.cluster, self._timeout) if cfg.cluster else Shards(cfg.urls, self._timeout)
         self.clustered = self.topology.sharded
