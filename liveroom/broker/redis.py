@@ -150,8 +150,9 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         online, lost, dead, draws = await self._run(self.calls.presence_beat(room, ttl_ms, expect))
         return Beat(int(online), bool(int(lost)), [h.decode() for h in dead], [d.decode() for d in draws])
 
-    async def presence_reap(self, room: str, hub_id: str) -> int:
-        return int(await self._run(self.calls.presence_reap(room, hub_id)))
+    async def presence_reap(self, room: str, hub_id: str, only_dead: bool = False) -> int:
+        """`only_dead`: not if the hub's heartbeat is fresh again (it came back)."""
+        return int(await self._run(self.calls.presence_reap(room, hub_id, only_dead)))
 
     # -- milestones ------------------------------------------------------------------------
 
