@@ -96,7 +96,7 @@ class Sink:
         self.user_id = user
         self.got: list[bytes] = []
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         self.got.append(data)
 
 

@@ -161,7 +161,7 @@ class Sink:
         self.wire = (Codec.MSGPACK, 0)
         self.got: list[dict[str, Any]] = []
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         self.got.append(msgpack.unpackb(data[2:] if data[1] & 0x7F < 126 else data[4:]))
 
     def kick(self, reason: str) -> None:
