@@ -82,3 +82,33 @@ async def test_missed_events_are_repaired_or_the_viewer_is_told(start_hub: Calla
                 await c.close()
         r.close()
         server.stop()
+
+
+async def test_a_seq_reused_for_another_event_gets_a_fresh_welcome(hub: HubProcess, redis1: RedisProcess) -> None:
+    """Redis loses its last two events (as a replica promoted while it lagged does) and hands
+    their seqs out again: the hub notices the reused seq and its viewers get a fresh welcome
+    instead of silently dropping the new events as duplicates."""
+    room = "reuse" + uuid.uuid4().hex[:8]
+    viewer = await Client.connect(hub.base, room, token("v"))
+    host = await Client.connect(hub.base, room, token("host", role="host", rooms=[room]))
+    r = redis.Redis.from_url(redis1.url)
+    try:
+        seqs = [(await host.call("notice", text=f"n{i}"))["seq"] for i in range(4)]
+        await viewer.wait_for(lambda: notices(viewer) == seqs, what="four notices")
+        k = K.room_keys(room)
+        kept = r.xrange(k.hist, max=f"{seqs[1]}-0")  # the last two are lost: meta and history
+        r.delete(k.hist)  # as the promoted replica has them, never having had the last two
+        for entry_id, fields in kept:
+            r.xadd(k.hist, fields, id=entry_id)
+        r.hset(k.meta, "seq", seqs[1])
+        again = await host.call("notice", text="after the loss")
+        assert again.get("seq") == seqs[2], again  # a seq the viewer already had, for another event
+        await viewer.wait_for(lambda: viewer.last_frame("welcome") is not None, what="a fresh welcome")
+        hello = viewer.last_frame("welcome")
+        assert hello is not None and hello["recovered"] is False and hello["seq"] >= again["seq"]
+        later = await host.call("notice", text="later")
+        await viewer.wait_for(lambda: later["seq"] in notices(viewer), what="the events after it")
+    finally:
+        r.close()
+        await viewer.close()
+        await host.close()
