@@ -195,8 +195,8 @@ class Resync:
                     return
         finally:
             room.repairing = False
-        if room.missing:  # a gap opened while the room was starting over
-            self.repair_soon(room)
+        if room.missing and room.resetting is None and self.rooms.get(room.id) is room:
+            self.repair_soon(room)  # a gap opened as the last read ended (a reset clears them)
 
     def recheck_rooms(self, rooms: list[str]) -> None:
         """After a pub/sub reconnect or a slot move: check each room for events published
