@@ -158,6 +158,7 @@ class Viewer:
     def __init__(self, bases: list[str], first: int, room: str, tok: str | None) -> None:
         self.bases, self.idx, self.room, self.tok = bases, first, room, tok
         self.texts: set[str] = set()
+        self.where: dict[str, set[tuple[str | None, int]]] = {}  # text -> (epoch, seq) it came with
         self.draws: set[str] = set()
         self.epoch: str | None = None
         self.seq = 0
@@ -184,6 +185,7 @@ class Viewer:
                     self.seq = max(self.seq, int(e["seq"]))
                 if e["type"] in ("comment", "notice"):
                     self.texts.add(e["text"])
+                    self.where.setdefault(e["text"], set()).add((self.epoch, int(e["seq"])))
                 elif e["type"] == "draw_result":
                     self.draws.add(e["draw"])
         elif f["t"] == "bye":
@@ -243,6 +245,7 @@ class OpLog:
     acked: list[tuple[str, float]] = field(default_factory=list)  # (text, monotonic time of the ack)
     codes: Counter[str] = field(default_factory=Counter)
     unavailable: list[str] = field(default_factory=list)  # texts answered `unavailable`
+    retried: int = 0  # retries (same key) after `unavailable`, a cut or no reply
 
     def record(self, text: str, r: dict[str, Any]) -> None:
         if r.get("ok"):
@@ -299,14 +302,22 @@ class RoomLoad:
         ]
 
     async def _every(self, rate: float, who: Actor, op: str, log: OpLog, tag: str) -> None:
+        """An op every 1/rate s. One answered `unavailable` is retried with the same
+        idempotency `key` (the contract of issue 13) until it gets another answer."""
         i = 0
         while not self.stop.is_set() and rate > 0:
             i += 1
             text = f"{self.room}:{tag}{i}"
-            r = await who.call(op, text=text)
-            if r.get("error", {}).get("code") == "_noreply":
-                self.noreply += 1
+            r = await who.call(op, text=text, key=text)
             log.record(text, r)
+            while not self.stop.is_set() and not r.get("ok") and r["error"]["code"] in RETRYABLE:
+                if r["error"]["code"] == "_noreply":
+                    self.noreply += 1
+                await asyncio.sleep(0.3)
+                r = await who.call(op, text=text, key=text)
+                log.retried += 1
+                if r.get("ok"):
+                    log.acked.append((text, time.monotonic()))
             await asyncio.sleep(1 / rate)
 
     async def _likes(self) -> None:
@@ -368,8 +379,14 @@ class RoomLoad:
         else:
             want_draw = False
         lost_each = [len(want - v.texts) + (1 if want_draw and self.draw not in v.draws else 0) for v in self.viewers]
+        missed = [
+            f"viewer {i} (hub {v.idx % len(self.bases)}, {v.resumes} resumes): {sorted(want - v.texts)[:4]}"
+            for i, v in enumerate(self.viewers)
+            if want - v.texts
+        ]
         shown = {tx for v in self.viewers for tx in v.texts}
         applied = [tx for tx in self.comments.unavailable + self.notices.unavailable if tx in shown]
+        twice = {tx for v in self.viewers for tx, at in v.where.items() if len(at) > 1}
         ok = [(u, r) for u, r in self.buy_final if r.get("ok")]
         oversells = max(0, len(ok) - self.s.stock) if self.with_sale else 0
         shop = token("shop", role="shop")
@@ -384,11 +401,14 @@ class RoomLoad:
         return {
             "lost": sum(lost_each),
             "lost_viewers": sum(1 for x in lost_each if x),
+            "missed": missed,
             "oversells": oversells,
             "orders_lost": lost_orders,
             "orders_ok": len(ok),
             "unanswered": self.noreply,
             "applied": len(applied),
+            "twice": len(twice),
+            "retried": self.comments.retried + self.notices.retried,
             "refused": sum(n for c, n in self.comments.codes.items() if c != "ok") + sum(n for c, n in self.notices.codes.items() if c != "ok"),
             "ops": sum(self.comments.codes.values()) + sum(self.notices.codes.values()),
             "codes": dict(self.comments.codes + self.notices.codes),
@@ -432,12 +452,13 @@ class Result:
     other: str = "-"
     other_ok: bool = True
     applied: int = 0
+    twice: int = 0  # ops retried with their key after `unavailable` and shown twice
     notes: list[str] = field(default_factory=list)
 
     HEADER = (
         "| fault | load during it | durable events lost (viewers who resume) | oversells | confirmed orders lost "
-        "| buys unanswered | hub crashes | time to recover | room on another shard | `unavailable` yet applied | notes |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "| buys unanswered | hub crashes | time to recover | room on another shard | `unavailable` yet applied | shown twice after a keyed retry | notes |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
 
     def row(self) -> str:
@@ -446,7 +467,7 @@ class Result:
         orders = f"{self.orders_lost} of {self.orders_ok}"
         return (
             f"| {self.fault} | {self.load} | {lost} | {self.oversells} | {orders} | {self.unanswered} | {self.hub_crashes} "
-            f"| {rec} | {self.other} | {self.applied} | {'; '.join(self.notes)} |"
+            f"| {rec} | {self.other} | {self.applied} | {self.twice} | {'; '.join(self.notes)} |"
         )
 
 
@@ -465,13 +486,17 @@ def _other(a: dict[str, Any]) -> tuple[str, bool]:
 def _fill(res: Result, a: dict[str, Any], other: dict[str, Any] | None) -> Result:
     res.lost, res.lost_viewers = a["lost"], a["lost_viewers"]
     res.oversells, res.orders_lost, res.orders_ok = a["oversells"], a["orders_lost"], a["orders_ok"]
-    res.unanswered, res.applied = a["unanswered"], a["applied"]
+    res.unanswered, res.applied, res.twice = a["unanswered"], a["applied"], a["twice"]
     if other is not None:
         res.other, res.other_ok = _other(other)
     first = ", ".join(f"{k} {v}" for k, v in sorted(a["buys_first"].items()))
     res.notes.append(f"first buy answers: {first}")
+    if a["retried"]:
+        res.notes.append(f"{a['retried']} comment/notice retries")
     if a["resets"]:
         res.notes.append(f"{a['resets']} fresh welcomes")
+    if a["missed"]:
+        res.notes.append("missed: " + "; ".join(a["missed"][:2]))
     if a["draw_note"]:
         res.notes.append(a["draw_note"])
     return res
