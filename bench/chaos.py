@@ -6,7 +6,8 @@ flight, one Markdown table row per fault (columns explained in bench/chaoslib.py
     .venv/bin/python bench/chaos.py --faults stop,failover --stop-s 30
     .venv/bin/python bench/chaos.py --faults failover --failover takeover
 
-Faults: kill-empty, kill-aof, stop, hub-kill, failover, slow-socket. The load generator is
+Faults: kill-empty, kill-aof, stop, hub-kill, failover, failover-lag (a replica cut off for
+1.5 s, then promoted: the acked writes it lacks are lost), slow-socket. The load generator is
 light on purpose (a few ops a second per room): the point is what survives, not speed.
 """
 
@@ -66,7 +67,7 @@ def main() -> None:
     p.add_argument("--outage-s", type=float, default=3.0, help="how long a killed shard stays down")
     p.add_argument("--crowd", type=int, default=5000, help="viewers watching beside the one that never reads")
     p.add_argument("--crowd-s", type=float, default=15.0, help="how long the stalled-socket fault lasts")
-    p.add_argument("--failover", choices=["kill", "takeover"], default="kill", help="how the master fails over")
+    p.add_argument("--failover", choices=["kill", "takeover", "lag"], default="kill", help="how `failover` fails the master over")
     p.add_argument("--quick", action="store_true", help="a 5 s stop and 500 watchers")
     a = p.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

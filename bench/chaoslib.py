@@ -35,6 +35,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import msgpack
+import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from liveroom.broker.sharding import shard_of
@@ -246,16 +247,22 @@ class OpLog:
     codes: Counter[str] = field(default_factory=Counter)
     unavailable: list[str] = field(default_factory=list)  # texts answered `unavailable`
     retried: int = 0  # retries (same key) after `unavailable`, a cut or no reply
+    seq: dict[str, int] = field(default_factory=dict)  # text -> the seq its ack carried
 
     def record(self, text: str, r: dict[str, Any]) -> None:
         if r.get("ok"):
-            self.acked.append((text, time.monotonic()))
+            self.ok(text, r)
             self.codes["ok"] += 1
         else:
             code = r["error"]["code"]
             self.codes[code] += 1
             if code == "unavailable":
                 self.unavailable.append(text)
+
+    def ok(self, text: str, r: dict[str, Any]) -> None:
+        self.acked.append((text, time.monotonic()))
+        if "seq" in r:
+            self.seq[text] = int(r["seq"])
 
 
 class RoomLoad:
@@ -317,7 +324,7 @@ class RoomLoad:
                 r = await who.call(op, text=text, key=text)
                 log.retried += 1
                 if r.get("ok"):
-                    log.acked.append((text, time.monotonic()))
+                    log.ok(text, r)
             await asyncio.sleep(1 / rate)
 
     async def _likes(self) -> None:
@@ -354,9 +361,8 @@ class RoomLoad:
     def expected(self) -> set[str]:
         return {text for text, _ in self.comments.acked + self.notices.acked}
 
-    async def wait_delivered(self, seconds: float) -> None:
+    async def wait_delivered(self, deadline: float) -> None:
         want = self.expected()
-        deadline = time.monotonic() + t(seconds)
         while time.monotonic() < deadline:
             if all(want <= v.texts for v in self.viewers):
                 return
@@ -385,7 +391,14 @@ class RoomLoad:
             if want - v.texts
         ]
         shown = {tx for v in self.viewers for tx in v.texts}
-        applied = [tx for tx in self.comments.unavailable + self.notices.unavailable if tx in shown]
+        # answered `unavailable` yet published: shown at a seq other than the one a retry
+        # was acked with (or shown though never acked)
+        acked_seq = {**self.comments.seq, **self.notices.seq}
+        applied = [
+            tx
+            for tx in set(self.comments.unavailable + self.notices.unavailable)
+            if tx in shown and any(seq != acked_seq.get(tx) for v in self.viewers for _, seq in v.where.get(tx, ()))
+        ]
         twice = {tx for v in self.viewers for tx, at in v.where.items() if len(at) > 1}
         ok = [(u, r) for u, r in self.buy_final if r.get("ok")]
         oversells = max(0, len(ok) - self.s.stock) if self.with_sale else 0
@@ -567,11 +580,11 @@ async def _settle_and_audit(
     rooms = [load] + ([other] if other else [])
     for r in rooms:
         await r.halt()
+    until = time.monotonic() + t(5)  # for what is in flight or being repaired, all told
     for r in rooms:
-        await r.wait_delivered(10)
+        await r.wait_delivered(until)
     # the draw closes by itself; give its result time to arrive
     if load.draw:
-        until = time.monotonic() + t(10)
         while time.monotonic() < until and not all(load.draw in v.draws for v in load.viewers):
             st, _ = await http("GET", f"{base}/api/rooms/{load.room}/draws/{load.draw}", token("admin", role="admin"))
             if st == 404:  # gone with the shard's data: nothing to wait for
@@ -678,7 +691,7 @@ async def cluster_failover(s: Settings, how: str = "kill") -> Result:
     """Fault 5: a Redis Cluster master with a busy room fails over to its replica: SIGKILL of
     the master (`kill`: promotion after the node timeout) or CLUSTER FAILOVER TAKEOVER on the
     replica (`takeover`: at once, whatever the replica has)."""
-    cluster = RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
+    cluster = start_cluster()
     hubs: list[HubProcess] = []
     load = other = None
     try:
@@ -694,17 +707,17 @@ async def cluster_failover(s: Settings, how: str = "kill") -> Result:
         await asyncio.sleep(1.0)
         load.buys_over(3.0)
         await asyncio.sleep(0.3)
-        if how == "takeover":
-            replica = cluster.replica_nodes[0]
-            import redis
-
-            with redis.Redis(host="127.0.0.1", port=replica.port) as r:
-                r.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
-        else:
+        if how == "kill":
             cluster.nodes[0].kill()
+        else:
+            await takeover(cluster.replica_nodes[0].port, lag_s=1.5 if how == "lag" else 0.0)
         end = time.monotonic()
         a, b, rec = await _settle_and_audit(load, other, bases[0], end, s)
-        what = "SIGKILL of the master" if how == "kill" else "CLUSTER FAILOVER TAKEOVER"
+        what = {
+            "kill": "SIGKILL of the master",
+            "takeover": "CLUSTER FAILOVER TAKEOVER",
+            "lag": "TAKEOVER by a replica cut off for 1.5 s",
+        }[how]
         res = _fill(Result(f"Redis Cluster master fails over to its replica ({what})", load.describe()), a, b)
         res.recover_s = rec
         res.hub_crashes, tb = crashes(hubs)
@@ -719,6 +732,36 @@ async def cluster_failover(s: Settings, how: str = "kill") -> Result:
         for h in hubs:
             h.stop()
         cluster.stop()
+
+
+def start_cluster(tries: int = 3) -> RedisClusterProcesses:
+    """3 masters with a replica each. A node on a port another process took between the
+    pick and the bind exits at start (a busy shared machine): try again on other ports."""
+    for i in range(tries):
+        try:
+            return RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
+        except RuntimeError:
+            if i == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def takeover(port: int, lag_s: float) -> None:
+    """CLUSTER FAILOVER TAKEOVER on the replica at `port`. With `lag_s`, its replication link
+    is cut for that long first (it is told to log in to its master as a user that does not
+    exist, then its link is killed: it cannot resync), so the replica is promoted without the
+    writes of that time, as after a network split: replication is asynchronous."""
+    r = aioredis.Redis(host="127.0.0.1", port=port)
+    try:
+        if lag_s:
+            await r.execute_command("CONFIG", "SET", "masteruser", "chaos-nobody", "masterauth", "chaos-wrong")
+            await r.execute_command("CLIENT", "KILL", "TYPE", "master")
+            await asyncio.sleep(lag_s)
+        await r.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        if lag_s:
+            await r.execute_command("CONFIG", "SET", "masteruser", "", "masterauth", "")
+    finally:
+        await r.aclose()
 
 
 # -- fault 6: one socket that never reads, a crowd that does ----------------------------------
@@ -877,5 +920,6 @@ FAULTS: dict[str, Callable[[Settings], Awaitable[Result]]] = {
     "stop": shard_stop,
     "hub-kill": hub_kill,
     "failover": cluster_failover,
+    "failover-lag": lambda s: cluster_failover(s, how="lag"),
     "slow-socket": slow_socket,
 }

@@ -117,6 +117,29 @@ def test_cluster_failover_leaves_other_masters_rooms_alone() -> None:
     assert r.other_ok, r.row()
 
 
+def test_cluster_takeover_by_a_lagging_replica_basics() -> None:
+    """A replica cut off from its master for 1.5 s is promoted (TAKEOVER): the acked writes
+    it lacks are gone from Redis, and the hubs must live on and answer."""
+    r = result("failover-lag")
+    assert r.hub_crashes == 0, r.row()
+    assert r.unanswered == 0, r.row()
+    assert r.recover_s is not None, r.row()
+    assert r.other_ok, r.row()
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="repair: after a promotion that lost writes, seqs are reused in the same epoch (viewers drop the "
+    "new events as duplicates: no fresh welcome), order ids repeat (a replicated counter) and sales do not "
+    "WAIT for a replica (oversell, acked orders lost); seen on main: 40 events lost, 4 oversold, 10 of 12 orders",
+)
+def test_cluster_takeover_by_a_lagging_replica_loses_nothing_acked() -> None:
+    r = result("failover-lag")
+    assert r.lost == 0, r.row()
+    assert r.oversells == 0, r.row()
+    assert r.orders_lost == 0, r.row()
+
+
 def test_socket_that_never_reads() -> None:
     r = result("slow-socket")
     assert r.hub_crashes == 0, r.row()
