@@ -35,6 +35,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import msgpack
+import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
@@ -739,10 +740,18 @@ def start_cluster(tries: int = 3) -> RedisClusterProcesses:
     pick and the bind exits at start (a busy shared machine): try again on other ports."""
     for i in range(tries):
         try:
-            return RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
+            c = RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
         except RuntimeError:
             if i == tries - 1:
                 raise
+            continue
+        # as a deployment that keeps a master's failure to its own slots should: with the
+        # default (yes), every node answers CLUSTERDOWN while one master's slots are uncovered,
+        # so rooms on the healthy masters get `unavailable` too
+        for n in c.nodes + c.replica_nodes:
+            with redis.Redis(host="127.0.0.1", port=n.port) as r:
+                r.config_set("cluster-require-full-coverage", "no")
+        return c
     raise AssertionError("unreachable")
 
 
