@@ -11,7 +11,6 @@ xfail test, and the others still guard the rest.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Awaitable, Callable
 
 import pytest
@@ -27,11 +26,11 @@ SMALL = Settings(
 _results: dict[str, Result] = {}
 
 
-def result(name: str) -> Result:
-    """The scenario's result, run on first use (in a loop of its own: it is synchronous here)."""
+async def result(name: str) -> Result:
+    """The scenario's result, run by the first test that asks (a Result is plain data)."""
     if name not in _results:
         run: Callable[[Settings], Awaitable[Result]] = chaoslib.FAULTS[name]
-        _results[name] = asyncio.run(run(SMALL))
+        _results[name] = await run(SMALL)
     return _results[name]
 
 
@@ -45,23 +44,23 @@ def expect_the_basics(r: Result) -> None:
     assert r.recover_s is not None, r.row()
 
 
-def test_shard_killed_restarted_empty() -> None:
-    r = result("kill-empty")
+async def test_shard_killed_restarted_empty() -> None:
+    r = await result("kill-empty")
     expect_the_basics(r)
     assert r.other_ok, r.row()
     # orders acked before the crash went with the shard's data: a Redis without persistence
     # cannot keep them (the AOF case below must)
 
 
-def test_shard_killed_restarted_from_aof() -> None:
-    r = result("kill-aof")
+async def test_shard_killed_restarted_from_aof() -> None:
+    r = await result("kill-aof")
     expect_the_basics(r)
     assert r.other_ok, r.row()
     assert r.orders_lost == 0, r.row()
 
 
-def test_shard_stopped() -> None:
-    r = result("stop")
+async def test_shard_stopped() -> None:
+    r = await result("stop")
     expect_the_basics(r)
     assert r.other_ok, r.row()
     assert r.orders_lost == 0, r.row()
@@ -72,19 +71,19 @@ def test_shard_stopped() -> None:
     reason="faults: idempotency keys on comment/notice; an op answered `unavailable` during a SIGSTOP is "
     "published after the resume, and its retry with the same key is published again",
 )
-def test_shard_stopped_retry_with_same_key_is_safe() -> None:
-    r = result("stop")
+async def test_shard_stopped_retry_with_same_key_is_safe() -> None:
+    r = await result("stop")
     assert r.twice == 0, r.row()
 
 
-def test_hub_killed_mid_sale_and_draw() -> None:
-    r = result("hub-kill")
+async def test_hub_killed_mid_sale_and_draw() -> None:
+    r = await result("hub-kill")
     expect_the_basics(r)
     assert r.orders_lost == 0, r.row()
 
 
-def test_cluster_master_fails_over() -> None:
-    r = result("failover")
+async def test_cluster_master_fails_over() -> None:
+    r = await result("failover")
     assert r.hub_crashes == 0, r.row()
     assert r.oversells == 0, r.row()
     assert r.unanswered == 0, r.row()
@@ -96,28 +95,28 @@ def test_cluster_master_fails_over() -> None:
     reason="repair: gap repair after a failover (retry of a failed history read, late results); seen on main "
     "once in five runs: 18 events of the election window never reached 2 of the room's viewers",
 )
-def test_cluster_failover_loses_no_event_for_viewers() -> None:
-    r = result("failover")
+async def test_cluster_failover_loses_no_event_for_viewers() -> None:
+    r = await result("failover")
     assert r.lost == 0, r.row()
 
 
 @pytest.mark.xfail(strict=False, reason="repair: sales WAIT for a replica before answering; an acked order can go with the master")
-def test_cluster_failover_keeps_acked_orders() -> None:
-    r = result("failover")
+async def test_cluster_failover_keeps_acked_orders() -> None:
+    r = await result("failover")
     assert r.orders_lost == 0, r.row()
 
 
-def test_cluster_failover_leaves_other_masters_rooms_alone() -> None:
+async def test_cluster_failover_leaves_other_masters_rooms_alone() -> None:
     """With cluster-require-full-coverage no (chaoslib.start_cluster); with Redis's default
     every node refuses (CLUSTERDOWN) until the replica is promoted."""
-    r = result("failover")
+    r = await result("failover")
     assert r.other_ok, r.row()
 
 
-def test_cluster_takeover_by_a_lagging_replica_basics() -> None:
+async def test_cluster_takeover_by_a_lagging_replica_basics() -> None:
     """A replica cut off from its master for 1.5 s is promoted (TAKEOVER): the acked writes
     it lacks are gone from Redis, and the hubs must live on and answer."""
-    r = result("failover-lag")
+    r = await result("failover-lag")
     assert r.hub_crashes == 0, r.row()
     assert r.unanswered == 0, r.row()
     assert r.recover_s is not None, r.row()
@@ -130,15 +129,15 @@ def test_cluster_takeover_by_a_lagging_replica_basics() -> None:
     "new events as duplicates: no fresh welcome), order ids repeat (a replicated counter) and sales do not "
     "WAIT for a replica (oversell, acked orders lost); seen on main: 40 events lost, 4 oversold, 10 of 12 orders",
 )
-def test_cluster_takeover_by_a_lagging_replica_loses_nothing_acked() -> None:
-    r = result("failover-lag")
+async def test_cluster_takeover_by_a_lagging_replica_loses_nothing_acked() -> None:
+    r = await result("failover-lag")
     assert r.lost == 0, r.row()
     assert r.oversells == 0, r.row()
     assert r.orders_lost == 0, r.row()
 
 
-def test_socket_that_never_reads() -> None:
-    r = result("slow-socket")
+async def test_socket_that_never_reads() -> None:
+    r = await result("slow-socket")
     assert r.hub_crashes == 0, r.row()
     assert r.lost == 0, r.row()  # the crowd got every notice
     assert r.unanswered == 0, r.row()
