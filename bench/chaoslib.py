@@ -22,11 +22,11 @@ then audits what a user would notice:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import signal
 import socket
-import base64
 import time
 import uuid
 from collections import Counter
@@ -516,7 +516,7 @@ def _fill(res: Result, a: dict[str, Any], other: dict[str, Any] | None) -> Resul
     return res
 
 
-def crashes(hubs: list[HubProcess], killed: set[int] = frozenset()) -> tuple[int, int]:  # type: ignore[assignment]
+def crashes(hubs: list[HubProcess], killed: frozenset[int] = frozenset()) -> tuple[int, int]:
     """(hubs that exited by themselves, Traceback lines in the living hubs' logs)."""
     exited = sum(1 for i, h in enumerate(hubs) if i not in killed and h.proc is not None and h.proc.poll() is not None)
     tracebacks = sum(h.log().count("Traceback") for i, h in enumerate(hubs) if i not in killed)
@@ -679,7 +679,7 @@ async def hub_kill(s: Settings) -> Result:
         res = _fill(Result("SIGKILL one of two hubs mid-sale and mid-draw", load.describe()), a, None)
         res.other = "n/a (same shard)"
         res.recover_s = rec
-        res.hub_crashes, tb = crashes(env.hubs, killed={1})
+        res.hub_crashes, tb = crashes(env.hubs, killed=frozenset({1}))
         if tb:
             res.notes.append(f"{tb} tracebacks in hub logs")
         return res
