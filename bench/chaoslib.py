@@ -507,6 +507,8 @@ def _fill(res: Result, a: dict[str, Any], other: dict[str, Any] | None) -> Resul
     res.notes.append(f"first buy answers: {first}")
     if a["retried"]:
         res.notes.append(f"{a['retried']} comment/notice retries")
+    if a["resumes"]:
+        res.notes.append(f"{a['resumes']} resumes")
     if a["resets"]:
         res.notes.append(f"{a['resets']} fresh welcomes")
     if a["missed"]:
@@ -870,7 +872,8 @@ async def slow_socket(s: Settings) -> Result:
         cut_at: float | None = None
         i = 0
         body = "x" * 1900
-        while time.monotonic() - start < s.crowd_s:
+        # crowd_s, or longer (up to twice, scaled) until the stalled socket is cut
+        while time.monotonic() - start < s.crowd_s or (cut_at is None and time.monotonic() - start < t(2 * s.crowd_s)):
             # a burst that lands in one tick: one ~30 KB batch frame every 0.5 s, so the
             # stalled socket fills in seconds for few (compressed) frames to the crowd
             for _ in range(16):
@@ -880,6 +883,7 @@ async def slow_socket(s: Settings) -> Result:
             if cut_at is None and await slow_byes(hub.base) > 0:
                 cut_at = time.monotonic() - start
             await asyncio.sleep(0.5)
+        sent_s = time.monotonic() - start
         want = {tx for tx, _ in notices.acked}
         deadline = time.monotonic() + t(15)
         while time.monotonic() < deadline and not all(want <= seen for seen in crowd.seen):
@@ -887,7 +891,7 @@ async def slow_socket(s: Settings) -> Result:
         lost_each = [len(want - seen) for seen in crowd.seen]
         res = Result(
             f"one viewer never reads while {s.crowd} others watch",
-            f"{len(want)} notices of 2 KB (16 every 0.5 s) over {s.crowd_s:g} s to {s.crowd + 1} viewers",
+            f"{len(want)} notices of 2 KB (16 every 0.5 s) over {sent_s:.0f} s to {s.crowd + 1} viewers",
         )
         res.lost, res.lost_viewers = sum(lost_each), sum(1 for x in lost_each if x)
         res.recover_s = cut_at
