@@ -373,9 +373,12 @@ class RoomLoad:
         after = [at for _, at in self.comments.acked if at >= t0]
         return min(after) - t0 if after else None
 
-    async def audit(self, base: str) -> dict[str, Any]:
-        """What a user would notice, as numbers (see the module docstring)."""
+    async def audit(self, base: str, fault_end: float | None = None) -> dict[str, Any]:
+        """What a user would notice, as numbers (see the module docstring). `lost_after`:
+        of those, the events acked after the fault ended (a promoted replica may lack writes
+        acked before: those are gone from Redis; what comes after must reach everyone)."""
         want = self.expected()
+        after = {tx for tx, at in self.comments.acked + self.notices.acked if fault_end is not None and at >= fault_end}
         draw_note = ""
         if self.draw:
             st, body = await http("GET", f"{base}/api/rooms/{self.room}/draws/{self.draw}", token("admin", role="admin"))
@@ -413,6 +416,7 @@ class RoomLoad:
                 lost_orders += 1
             found.add(oid)
         return {
+            "lost_after": sum(len(after - v.texts) for v in self.viewers),
             "lost": sum(lost_each),
             "lost_viewers": sum(1 for x in lost_each if x),
             "missed": missed,
@@ -467,6 +471,8 @@ class Result:
     other_ok: bool = True
     applied: int = 0
     twice: int = 0  # ops retried with their key after `unavailable` and shown twice
+    lost_after: int = 0  # of `lost`, events acked after the fault ended
+    resets: int = 0  # fresh welcomes (a room started over: Redis lost its data)
     notes: list[str] = field(default_factory=list)
 
     HEADER = (
@@ -498,7 +504,7 @@ def _other(a: dict[str, Any]) -> tuple[str, bool]:
 
 
 def _fill(res: Result, a: dict[str, Any], other: dict[str, Any] | None) -> Result:
-    res.lost, res.lost_viewers = a["lost"], a["lost_viewers"]
+    res.lost, res.lost_viewers, res.lost_after, res.resets = a["lost"], a["lost_viewers"], a["lost_after"], a["resets"]
     res.oversells, res.orders_lost, res.orders_ok = a["oversells"], a["orders_lost"], a["orders_ok"]
     res.unanswered, res.applied, res.twice = a["unanswered"], a["applied"], a["twice"]
     if other is not None:
@@ -593,7 +599,7 @@ async def _settle_and_audit(
             if st == 404:  # gone with the shard's data: nothing to wait for
                 break
             await asyncio.sleep(0.3)
-    a = await load.audit(base)
+    a = await load.audit(base, fault_end)
     b = await other.audit(base) if other else None
     return a, b, load.recovered_after(fault_end)
 

@@ -72,7 +72,7 @@ class SalesConfig:
     # a buy is answered once this many replicas have it (WAIT), so an acked order survives
     # a failover; not waited on when the shard has no replica; 0 = never wait
     wait_replicas: int = 1
-    wait_ms: int = 50  # past this the buy is answered anyway (done on the master)
+    wait_ms: int = 50  # a buy not on a replica by then answers `unavailable` (retry, same key)
 
 
 @dataclass(frozen=True, slots=True)

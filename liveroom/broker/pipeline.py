@@ -121,10 +121,14 @@ class AutoPipeline:
                         elif not fut.done():
                             fut.set_result(reply)
                 if held:
-                    await self._wait_replicas(conn, replicas, wait_ms)
+                    replicated = await self._wait_replicas(conn, replicas, wait_ms)
                     for fut, reply in held:
-                        if not fut.done():
+                        if fut.done():
+                            continue
+                        if replicated:
                             fut.set_result(reply)
+                        else:  # done on the master only: a failover now would lose it
+                            fut.set_exception(Unavailable("not on a replica in time: retry with the same key"))
         except BaseException as exc:
             if conn is not None:
                 await conn.disconnect(nowait=True)  # replies may be left unread on it
@@ -142,24 +146,33 @@ class AutoPipeline:
             if conn is not None:
                 await self._pool.release(conn)
 
-    async def _wait_replicas(self, conn: Any, replicas: int, wait_ms: int) -> None:
-        """WAIT on the connection that wrote (WAIT counts that connection's writes). Its
-        answer is not checked: past wait_ms the write is answered anyway (it is done on the
-        master; only a failover within that window can lose it). A shard without replicas
-        is not waited on (WAIT would sit out its whole timeout); ROLE says, every few s."""
+    async def _wait_replicas(self, conn: Any, replicas: int, wait_ms: int) -> bool:
+        """WAIT on the connection that wrote (WAIT counts that connection's writes); False
+        if fewer replicas than wanted had the writes after wait_ms. Those writes are done on
+        the master, and only a failover can lose them, so their callers answer `unavailable`
+        (unknown): a retry with the same key replays the answer once a replica has it, or
+        buys afresh on a promoted replica that never got it. Nothing acked is then on the
+        master alone. A shard without replicas is not waited on (WAIT would sit out its
+        whole timeout); ROLE says, every few s."""
         now = asyncio.get_running_loop().time()
         if now - self._role_at >= ROLE_EVERY_S:
             await conn.send_packed_command(pack(("ROLE",)), check_health=False)
             self._replicas = replicas_of(await conn.read_response(timeout=math.inf))
             self._role_at = now
         if self._replicas <= 0:
-            return
+            return True
         want = min(replicas, self._replicas)
         await conn.send_packed_command(pack(("WAIT", want, wait_ms)), check_health=False)
-        got = await conn.read_response(timeout=math.inf)
         self.waits += 1
+        try:
+            got = await conn.read_response(timeout=math.inf)
+        except ResponseError:  # UNBLOCKED: the master became a replica while we waited
+            self.waits_short += 1
+            return False
         if isinstance(got, int) and got < want:
             self.waits_short += 1
+            return False
+        return True
 
     async def close(self) -> None:
         for task in list(self._batches):

@@ -45,8 +45,8 @@ class SalesOps(ScriptRunner):
         sold_out_body: bytes,
     ) -> tuple[str, int, bool]:
         """(order id, remaining, first time); a refusal is raised with its code."""
-        # the answer waits for a replica: an order acked to a buyer survives a failover
-        # unless the replica lagged past wait_ms (then it is answered anyway)
+        # the answer waits for a replica: an order acked to a buyer survives a failover;
+        # one the replica did not have within wait_ms is answered `unavailable` (retry it)
         out = await self._run(
             self.calls.sale_buy(room, sale, user, qty, key, order_prefix, pay_window_ms, sold_out_body),
             self.wait_replicas, self.wait_ms,
