@@ -42,13 +42,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import _cpus, _parse_pin, start_redis  # noqa: E402
+from bench.fanout import SECRET, _cpus, _parse_pin, start_redis  # noqa: E402
 from liveroom.auth import make_token  # noqa: E402
 from liveroom.broker import keys as K  # noqa: E402
 from liveroom.broker.scripts import source  # noqa: E402
 from liveroom.protocol import events  # noqa: E402
-
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 
 # -- 1. hubs ---------------------------------------------------------------------------------
