@@ -464,7 +464,7 @@ def viewer_proc_light(
     loads = json.loads
     now = time.time
     hist = [0] * NBINS
-    st = {"received": 0, "dropped": 0, "frames": 0, "likes": 0, "online": 0, "max": 0.0, "closed": 0}
+    st = {"received": 0, "dropped": 0, "frames": 0, "likes": 0, "online": 0, "max": 0.0, "closed": 0, "bytes": 0}
     byes: dict[str, int] = {}
     stopping = False
     # payload -> (comment send times, dropped, likes events, bye reason or None, reply or None)
@@ -519,6 +519,7 @@ def viewer_proc_light(
             return
         at = now()
         st["frames"] += 1
+        st["bytes"] += len(data) + (2 if len(data) < 126 else 4 if len(data) < 65536 else 10)  # + frame header
         if likes:
             st["likes"] += likes
         if dropped:
@@ -1052,6 +1053,8 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "delivery_span_s": round(span, 2),
             "deliveries_per_s": round(received / span, 1),
             "frames_per_s": round(sum(r["frames"] for r in results) / span, 1),
+            # WebSocket bytes a viewer receives a second (light client only: 0 with --client aiohttp)
+            "wire_bytes_per_viewer_s": round(sum(r.get("bytes", 0) for r in results) / max(connected, 1) / span, 1),
             "lat_p50_ms": round(_pct(hist, 50), 1),
             "lat_p99_ms": round(_pct(hist, 99), 1),
             "lat_max_ms": round(max((r["max"] for r in results), default=float("nan")) * 1000, 1),

@@ -46,11 +46,22 @@ def test_600k_viewers_need_enough_hubs_and_none_above_its_open_files() -> None:
     assert few["egress_gbit_s"] == 12.0  # 600,000 x 2,500 B/s
 
 
-def test_a_channel_whose_fanout_exceeds_the_budget_is_split_over_replicas() -> None:
+def test_a_channel_whose_fanout_limits_the_sale_is_split_over_replicas() -> None:
     quiet = derive(measured(1.5), Assumptions(buy_rate=500))
     assert not quiet["fanout_split_needed"] and quiet["redis_core_opening"] < 0.7
+    assert quiet["sellout_s_one_channel"] == 20.0  # 10,000 units at 500 taps/s
     rush = derive(measured(1.5), Assumptions(buy_rate=12_000))
     # every unit sold publishes the stock to ~62 hubs: 12,000 x (35 + 10 + 62 x 1.5) us > 1 core
-    assert rush["fanout_split_needed"] and rush["redis_core_opening"] > 1.0
-    assert rush["subscriber_replicas"] >= 2
-    assert rush["redis_core_master_with_split"] < rush["redis_core_opening"]
+    assert rush["redis_core_opening"] > 1.0 and not rush["sale_script_bound"]
+    assert rush["fanout_split_needed"] and rush["subscriber_replicas"] >= 2
+    assert rush["buys_per_s_split"] > 2 * rush["buys_per_s_one_channel"]
+    assert rush["sellout_s_split"] < rush["sellout_s_one_channel"]
+    assert rush["redis_core_master_with_split"] <= 0.7 + 1e-9
+
+
+def test_a_sale_script_slower_than_the_shard_is_named_and_no_split_claims_to_fix_it() -> None:
+    m = measured(0.05)
+    m["buy"]["ok"]["usec_per_call"] = 100.0  # 12,000 x 100 us: 1.2 cores of script alone
+    d = derive(m, Assumptions(buy_rate=12_000))
+    assert d["sale_script_bound"] and not d["fanout_split_needed"]
+    assert d["buys_per_s_one_channel"] < 7_000
