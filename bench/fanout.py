@@ -830,17 +830,6 @@ def _cpu(procs: list[Any]) -> list[float]:
     return out
 
 
-def _written(procs: list[Any]) -> int:
-    """Bytes the processes passed to write()/send() so far (Linux /proc/<pid>/io wchar)."""
-    total = 0
-    for p in procs:
-        try:
-            total += p.io_counters().write_chars
-        except Exception:
-            pass
-    return total
-
-
 _stash: list[tuple[Any, ...]] = []
 
 
@@ -963,7 +952,6 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         watched = hub_ps + load_ps + [comm_ps, redis_ps]
         m0 = hubs_metrics(ports) if kind == "liveroom" else {}  # the full collections so far
         c0 = _cpu(watched)
-        w0 = _written(hub_ps)
         psutil.cpu_times_percent(None)  # machine-wide, from here
         _, cres = _get(q, "commenters", a.duration + 60, watch)
         ok = cres["ok"]
@@ -994,7 +982,6 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         end = time.time()
         span = max(last_change - start, a.duration)  # first send to last delivery
         c1 = _cpu(watched)
-        w1 = _written(hub_ps)
         machine = psutil.cpu_times_percent(None)
         used = [y - x for x, y in zip(c0, c1)]
         window = end - start
@@ -1066,8 +1053,6 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "deliveries_per_hub_cpu_s": int(received / hub_cpu) if hub_cpu > 0 else None,
             "hub_rss_before_mb": round(sum(rss0) / 2**20, 1),
             "hub_rss_after_mb": round(sum(rss1) / 2**20, 1),
-            # bytes the server(s) wrote (sockets: viewers, and a little to Redis) per viewer-second
-            "hub_bytes_per_viewer_s": round((w1 - w0) / max(connected, 1) / span, 1),
             "mem_per_conn_kb": round((sum(rss1) - sum(rss0)) / max(connected, 1) / 1024, 2),
             "load_cpu_s": [round(x, 2) for x in load_cpu],
             "load_cpu_pct_max": round(100 * max(load_cpu) / window, 1),
