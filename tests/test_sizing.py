@@ -51,7 +51,7 @@ def test_a_channel_whose_fanout_limits_the_sale_is_split_over_replicas() -> None
     assert not quiet["fanout_split_needed"] and quiet["redis_core_opening"] < 0.7
     assert quiet["sellout_s_one_channel"] == 20.0  # 10,000 units at 500 taps/s
     rush = derive(measured(1.5), Assumptions(buy_rate=12_000))
-    # every unit sold publishes the stock to ~62 hubs: 12,000 x (35 + 10 + 62 x 1.5) us > 1 core
+    # every unit sold publishes the stock to ~62 hubs: 12,000 x (35 + 62 x 1.5) us > 1 core
     assert rush["redis_core_opening"] > 1.0 and not rush["sale_script_bound"]
     assert rush["fanout_split_needed"] and rush["subscriber_replicas"] >= 2
     assert rush["buys_per_s_split"] > 2 * rush["buys_per_s_one_channel"]
