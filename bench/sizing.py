@@ -82,6 +82,8 @@ def measure_hubs(a: argparse.Namespace) -> list[dict[str, Any]]:
                 "bytes_per_viewer_s": run.get("wire_bytes_per_viewer_s"),
                 "frames_per_viewer_s": round(run["frames_per_s"] / max(run["connected"], 1), 2),
                 "redis_us_per_comment": round(1e6 * run["redis_cpu_pct"] / 100 * window / comments, 1),
+                "redis_core": round(run["redis_cpu_pct"] / 100, 4),
+                "rate": a.rate,
                 "load_cpu_pct_max": run["load_cpu_pct_max"],
                 "machine_busy_pct": run["machine_busy_pct"],
             }
@@ -364,6 +366,12 @@ def derive(m: dict[str, Any], s: Assumptions) -> dict[str, Any]:
     bps = max((h["bytes_per_viewer_s"] or 0.0) for h in hub_rows)
     redis_comment_us = m["buy"]["comment"]["usec_per_call"]
     redis_like_us = m["buy"]["like"]["usec_per_call"]
+    # Redis's own cost of each hub on the room (heartbeats, presence, its like calls, its
+    # client): the slope of the whole Redis CPU over the hub runs
+    rc = [(h["hubs"], h["redis_core"] if "redis_core" in h else h["redis_us_per_comment"] * h.get("rate", 20) / 1e6) for h in hub_rows]
+    mh = sum(x for x, _ in rc) / len(rc)
+    var_h = sum((x - mh) ** 2 for x, _ in rc)
+    redis_per_hub = max(0.0, sum((x - mh) * y for x, y in rc) / var_h) if var_h else 0.0
     per_viewer_core = s.comments_per_s * c_deliv + idle_10k / 10_000
     vph_cpu = int(max(s.hub_util - f_hub, 0.01) / per_viewer_core)
     vph = min(s.fd_cap, vph_cpu)
@@ -381,7 +389,7 @@ def derive(m: dict[str, Any], s: Assumptions) -> dict[str, Any]:
         return float(publishes_per_s * subs * b_us / 1e6)
 
     like_pubs = hubs * ticks if s.like_taps_per_s >= hubs * ticks else s.like_taps_per_s
-    steady_scripts = (s.comments_per_s * redis_comment_us + like_pubs * redis_like_us) / 1e6
+    steady_scripts = (s.comments_per_s * redis_comment_us + like_pubs * redis_like_us) / 1e6 + hubs * redis_per_hub
     steady_fan = fanout_core(s.comments_per_s + like_pubs, hubs)
     steady = steady_scripts + steady_fan
     buy = m["buy"]
@@ -420,6 +428,7 @@ def derive(m: dict[str, Any], s: Assumptions) -> dict[str, Any]:
             "bytes_per_viewer_s": bps,
             "redis_us_per_comment_script": redis_comment_us,
             "redis_us_per_like_script": redis_like_us,
+            "redis_core_per_hub": round(redis_per_hub, 5),
             "redis_us_per_publish_base": a_us,
             "redis_us_per_publish_per_subscriber": b_us,
             "redis_us_sale_buy_ok": ok_us,
@@ -458,7 +467,7 @@ def table(m: dict[str, Any], d: dict[str, Any]) -> str:
         lines.append(
             f"  {h['hubs']} hub(s), {h['viewers']:,} viewers: {h['us_per_delivery']} us hub CPU per delivery, "
             f"{h['idle_core_per_10k_viewers']} core per 10k idle viewers, {h['kb_per_conn']} KB/conn, "
-            f"{h['bytes_per_viewer_s']} B/viewer-s, Redis {h['redis_us_per_comment']} us per comment, "
+            f"{h['bytes_per_viewer_s']} B/viewer-s, all Redis CPU / comments {h['redis_us_per_comment']} us, "
             f"p50/p99 {h['lat_p50_ms']}/{h['lat_p99_ms']} ms, losses {h['losses']}, load proc max {h['load_cpu_pct_max']} %"
         )
     p = m["pubsub"]
@@ -471,7 +480,7 @@ def table(m: dict[str, Any], d: dict[str, Any]) -> str:
     lines.append(
         f"  scripts (Redis usec_per_call): room_comment {u['redis_us_per_comment_script']}, room_like "
         f"{u['redis_us_per_like_script']}, sale_buy {u['redis_us_sale_buy_ok']} taking stock, "
-        f"{u['redis_us_sale_buy_sold_out']} sold_out"
+        f"{u['redis_us_sale_buy_sold_out']} sold_out; Redis per hub on the room {u['redis_core_per_hub']} core"
     )
     lines.append("assumptions: " + ", ".join(f"{k}={v}" for k, v in s.items()))
     rows = [

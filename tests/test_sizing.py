@@ -13,7 +13,7 @@ def runs(c: float, f: float, deliveries: float, hubs: list[int]) -> list[dict[st
     per hub `f`: the same viewers and comments split over `hubs` processes."""
     return [
         {"hubs": h, "deliveries_per_s": deliveries, "hub_core": deliveries * c + h * f, "idle_core_per_10k_viewers": 0.02,
-         "kb_per_conn": 2.4, "bytes_per_viewer_s": 2500.0}
+         "kb_per_conn": 2.4, "bytes_per_viewer_s": 2500.0, "redis_core": 0.005}
         for h in hubs
     ]  # fmt: skip
 
