@@ -5,15 +5,17 @@ Why a model: such a room cannot be run on one machine, but each of its costs can
 on one, and they add up. Measured (each part starts its own Redis and hubs):
 
 1. hub: `bench/fanout.py --json` with 1, 2 and 4 hub processes on one room (--hub-runs):
-   hub CPU per comment delivery, hub CPU per idle viewer, resident memory per connection,
-   bytes the hubs write per viewer-second, and Redis CPU per comment (the comment script,
-   likes and presence scripts, the publish to each subscribed hub);
-2. Redis pub/sub (median of --repeat tries): one channel with 0 / 10 / 25 / 50 subscribed connections (simulated hubs:
-   raw sockets that read and discard), a publisher at --pub-rate publishes/s of --pub-bytes
-   each; Redis CPU from `INFO cpu` per publish, fitted as base + per-subscriber cost;
-3. the flash sale's Lua: `redis-benchmark` EVALSHA of sale_buy.lua on a sale opened through
-   a hub, Redis's own `usec_per_call` (INFO commandstats) for a buy that takes stock and for
-   one answered sold_out.
+   hub CPU per comment delivery and per hub (a least-squares fit over the runs), hub CPU per
+   idle viewer, resident memory per connection, WebSocket bytes per viewer-second, and the
+   slope of all Redis CPU over the number of hubs;
+2. Redis pub/sub: one channel with 0 / 10 / 25 / 50 subscribed connections (simulated hubs:
+   raw sockets that read everything), a publisher at --pub-rate publishes/s of --pub-bytes
+   each; Redis main-thread CPU (`INFO cpu`) per publish, the median of --repeat tries,
+   fitted as base + per-subscriber cost;
+3. the scripts: `redis-benchmark` EVALSHA of sale_buy.lua on a sale opened through a hub
+   (a buy that takes stock, one answered sold_out), and room_comment.lua / room_like.lua
+   from one viewer's comments and likes through a hub: Redis's own `usec_per_call` (INFO
+   commandstats), or its CPU per call if less.
 
 Then the derived table, with every assumption printed beside it (override them with flags).
 `--from FILE` re-derives from the measurements of an earlier `--json` run.
