@@ -23,7 +23,11 @@ is half the buys, so the sale sells out mid-run and `sold_out` reaches every vie
 
 `--peer socketio` runs the same scenario against bench/peers/socketio_server.py (python-
 socketio on aiohttp with AsyncRedisManager) with a minimal Engine.IO/Socket.IO-over-
-websocket client; `--compare` runs both and prints ours/peer ratios.
+websocket client; `--peer node` against bench/peers/node/server.js (Node socket.io 4 with
+@socket.io/redis-adapter; `npm ci` installs it on first use); `--compare` runs liveroom and
+both peers in the same run (`--peers` picks which) and prints ours/peer ratios. `--pin 0:1`
+puts the server process(es) on core 0 and everything else (load processes, commenters,
+Redis, this process) on core 1, so the server's figures are its own (see RESULTS.md).
 
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 20 --duration 20
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 50 --compare --json
@@ -56,6 +60,8 @@ from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 ROOM = "fanout"
 PEER_SCRIPT = ROOT / "bench" / "peers" / "socketio_server.py"
+NODE_DIR = ROOT / "bench" / "peers" / "node"
+PEERS = ("node", "socketio")  # speak Engine.IO 4 / Socket.IO 5 over a websocket, same events
 
 RES = 10_000  # latency histogram bins per second (0.1 ms)
 NBINS = 120 * RES  # up to 120 s; slower lands in the last bin (max is kept exactly)
@@ -183,12 +189,40 @@ def start_server(kind: str, redis_url: str, a: argparse.Namespace, cleanup: Clea
         if a.tick_ms:
             env["LIVEROOM_TICK_MS"] = str(a.tick_ms)
         cmd = [sys.executable, "-m", "liveroom", "serve", "--workers", "1"]
+    elif kind == "node":
+        cmd = ["node", str(NODE_DIR / "server.js"), "--port", str(port), "--redis", redis_url, "--secret", SECRET]
     else:
         cmd = [sys.executable, str(PEER_SCRIPT), "--port", str(port), "--redis", redis_url, "--secret", SECRET]
+    if a.pin:
+        cmd = ["taskset", "-c", a.pin[0], *cmd]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_die_with_parent)
     cleanup.add(f"{kind} {proc.pid}", lambda: _stop_popen(proc))
     _wait_healthy(proc, port, f"{kind} on port {port}")
     return proc.pid, port
+
+
+def ensure_node_peer() -> None:
+    """`npm ci` the Node peer from its package-lock.json when node_modules is missing."""
+    if (NODE_DIR / "node_modules" / "socket.io").is_dir():
+        return
+    print("fanout: installing the Node peer (npm ci --prefix bench/peers/node)", file=sys.stderr)
+    subprocess.run(["npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True)
+
+
+def _parse_pin(spec: str) -> tuple[str, str]:
+    """'0:1' -> ('0', '1'): the server cores, then the cores of everything else (taskset lists)."""
+    server, sep, rest = spec.partition(":")
+    if not sep or not server or not rest:
+        raise argparse.ArgumentTypeError("--pin wants SERVER_CPUS:OTHER_CPUS, e.g. 0:1 or 0:1-3")
+    return server, rest
+
+
+def _cpus(spec: str) -> set[int]:
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def _wait_disconnected(ports: list[int], timeout: float) -> None:
@@ -430,7 +464,7 @@ def viewer_proc_light(
     loads = json.loads
     now = time.time
     hist = [0] * NBINS
-    st = {"received": 0, "dropped": 0, "frames": 0, "likes": 0, "online": 0, "max": 0.0, "closed": 0}
+    st = {"received": 0, "dropped": 0, "frames": 0, "likes": 0, "online": 0, "max": 0.0, "closed": 0, "bytes": 0}
     byes: dict[str, int] = {}
     stopping = False
     # payload -> (comment send times, dropped, likes events, bye reason or None, reply or None)
@@ -485,6 +519,7 @@ def viewer_proc_light(
             return
         at = now()
         st["frames"] += 1
+        st["bytes"] += len(data) + (2 if len(data) < 126 else 4 if len(data) < 65536 else 10)  # + frame header
         if likes:
             st["likes"] += likes
         if dropped:
@@ -972,6 +1007,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         ack = {int(k): v for k, v in cres["ack_hist"].items()}
         res: dict[str, Any] = {
             "peer": kind,
+            "pin": ":".join(a.pin) if a.pin else None,
             "viewers": a.viewers,
             "connected": connected,
             "connect_failures": failed,
@@ -1004,6 +1040,8 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
             "delivery_span_s": round(span, 2),
             "deliveries_per_s": round(received / span, 1),
             "frames_per_s": round(sum(r["frames"] for r in results) / span, 1),
+            # WebSocket bytes a viewer receives a second (light client only: 0 with --client aiohttp)
+            "wire_bytes_per_viewer_s": round(sum(r.get("bytes", 0) for r in results) / max(connected, 1) / span, 1),
             "lat_p50_ms": round(_pct(hist, 50), 1),
             "lat_p99_ms": round(_pct(hist, 99), 1),
             "lat_max_ms": round(max((r["max"] for r in results), default=float("nan")) * 1000, 1),
@@ -1133,8 +1171,8 @@ def ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float | None
     }
 
 
-def ratio_table(rt: dict[str, float | None]) -> str:
-    lines = ["ours / socketio peer:"]
+def ratio_table(rt: dict[str, float | None], peer: str = "socketio") -> str:
+    lines = [f"ours / {peer} peer:"]
     notes = {
         "deliveries_per_hub_cpu_s": "higher is better",
         "lat_p99_ms": "lower is better",
@@ -1155,7 +1193,7 @@ def main() -> None:
         help="viewer sockets: bench/wsclient.py (default; decodes each distinct batch once per process) "
         "or aiohttp's client (one reader task and decode per socket, as in the first RESULTS rows)",
     )  # fmt: skip
-    ap.add_argument("--hubs", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--hubs", type=int, default=1, choices=[1, 2, 3, 4])
     ap.add_argument("--commenters", type=int, default=4)
     ap.add_argument("--rate", type=float, default=20, help="comments/s, all commenters together")
     ap.add_argument("--likes", type=float, default=0, help="like frames/s (n=5 each), all commenters together")
@@ -1169,8 +1207,13 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=2.0, help="idle seconds after connecting, before RSS")
     ap.add_argument("--grace", type=float, default=10.0, help="stop waiting after this long without a delivery")
     ap.add_argument("--drain-max", type=float, default=60.0, help="never wait longer than this after the last ack")
-    ap.add_argument("--peer", choices=["liveroom", "socketio"], default="liveroom")
-    ap.add_argument("--compare", action="store_true", help="run liveroom, then the socketio peer, print ratios")
+    ap.add_argument("--peer", choices=["liveroom", *PEERS], default="liveroom")
+    ap.add_argument("--compare", action="store_true", help="run liveroom, then the --peers, print ratios")
+    ap.add_argument("--peers", default=",".join(PEERS), help="with --compare: which peers (node,socketio)")
+    ap.add_argument(
+        "--pin", type=_parse_pin, default=None, metavar="SERVER:OTHER",
+        help="taskset: server process(es) on SERVER cpus, load processes, commenters, Redis on OTHER (e.g. 0:1)",
+    )  # fmt: skip
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     a = ap.parse_args()
     if a.viewers < 1 or a.procs < 1 or a.commenters < 1:
@@ -1187,7 +1230,15 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    kinds = ["liveroom", "socketio"] if a.compare else [a.peer]
+    peers = [p for p in a.peers.split(",") if p]
+    if any(p not in PEERS for p in peers):
+        ap.error(f"--peers: choose among {','.join(PEERS)}")
+    kinds = ["liveroom", *peers] if a.compare else [a.peer]
+    if "node" in kinds:
+        ensure_node_peer()
+    if a.pin:
+        # everything started from here on (Redis, load and commenter processes) inherits this
+        os.sched_setaffinity(0, _cpus(a.pin[1]))
     results = []
     try:
         for kind in kinds:
@@ -1198,12 +1249,14 @@ def main() -> None:
     out: dict[str, Any] = {"runs": results}
     if a.compare:
         out["ratios"] = ratios(results[0], results[1])
+        out["ratios_by_peer"] = {r["peer"]: ratios(results[0], r) for r in results[1:]}
     if a.json:
         print(json.dumps(out))
     else:
         print(table(results))
         if a.compare:
-            print(ratio_table(out["ratios"]))
+            for name, rt in out["ratios_by_peer"].items():
+                print(ratio_table(rt, name))
 
 
 if __name__ == "__main__":
