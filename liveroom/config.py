@@ -57,12 +57,15 @@ class RoomConfig:
     presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
     hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
     implicit_rooms: bool = False  # the first join creates a room (dev, tests, benchmarks); else PUT /api/rooms/{room} first
+    ttl_s: float = 259200.0  # a room that is over (no viewer, live session, open sale or draw, pending order) is deleted this long after
+    sweep_interval_ms: int = 1000  # how often rooms over for ttl_s are looked for (one hub per shard each round)
 
 
 @dataclass(frozen=True, slots=True)
 class SalesConfig:
     pay_window_s: float = 900.0  # a pending order not confirmed in this time expires
     reaper_interval_ms: int = 1000  # how often unpaid orders are looked for
+    orders_retention_s: float = 604800.0  # orders stream entries older than this are trimmed, once every consumer group has them
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,9 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
+    "LIVEROOM_HISTORY_LEN": ("room", "history_len"),
+    "LIVEROOM_ROOM_TTL_S": ("room", "ttl_s"),
+    "LIVEROOM_ORDERS_RETENTION_S": ("sales", "orders_retention_s"),
     "LIVEROOM_SESSION_IDLE_CLOSE_S": ("sessions", "idle_close_s"),
     "LIVEROOM_SESSION_RETENTION_DAYS": ("sessions", "retention_days"),
     "LIVEROOM_WEBHOOK_URL": ("webhooks", "url"),
@@ -247,6 +253,9 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
     need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
+    need(cfg.room.ttl_s > 0, "room.ttl_s must be > 0")
+    need(cfg.room.sweep_interval_ms > 0, "room.sweep_interval_ms must be > 0")
+    need(cfg.sales.orders_retention_s > 0, "sales.orders_retention_s must be > 0")
     need(cfg.sessions.idle_close_s > 0, "sessions.idle_close_s must be > 0")
     need(cfg.sessions.retention_days > 0, "sessions.retention_days must be > 0")
     need(cfg.server.forwarded_hops >= 1, "server.forwarded_hops must be >= 1")

@@ -92,6 +92,7 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         cmd = self._cmd(room)
         created = bool(await bounded(cmd.hsetnx(k.info, "created_at", str(now_ms)), self._timeout))
         await bounded(cmd.hset(k.info, mapping={**fields, "updated_at": str(now_ms), "updated_by": by}), self._timeout)
+        await self.mark_active(room)  # created or updated on purpose: kept until it is over again
         return created
 
     async def room_info(self, room: str) -> dict[str, str]:
@@ -141,6 +142,8 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         online = 0
         for call in self.calls.presence_sync(room, ttl_ms, arrived, gone, names or {}):
             online = int(await self._run(call))
+        if gone and online == 0:
+            await self.mark_idle(room)  # the last viewer left: the room may be over
         return online
 
     async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> Beat:
@@ -149,7 +152,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         return Beat(int(online), bool(int(lost)), [h.decode() for h in dead], [d.decode() for d in draws])
 
     async def presence_reap(self, room: str, hub_id: str) -> int:
-        return int(await self._run(self.calls.presence_reap(room, hub_id)))
+        online = int(await self._run(self.calls.presence_reap(room, hub_id)))
+        if online == 0:
+            await self.mark_idle(room)  # its last viewers were that hub's: the room may be over
+        return online
 
     # -- milestones ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `sale` event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] sale id  ARGV[7] info (msgpack)
 -- ARGV[8] stock
+-- KEYS[4] sales:open (SET of sale ids that may take buys: what a join reads)
 -- returns {seq, epoch}
 -- All or nothing: the numbers are checked before the first write (the edge checks them too:
 -- protocol/frames.py), a bad one answers an error and writes nothing
@@ -21,4 +22,5 @@ if redis.call('HEXISTS', KEYS[1], sid .. ':status') == 1 then
   return redis.error_reply('sale id already used')
 end
 redis.call('HSET', KEYS[1], sid .. ':info', ARGV[7], sid .. ':stock', ARGV[8], sid .. ':status', 'open', sid .. ':n', 0)
+if KEYS[4] then redis.call('SADD', KEYS[4], sid) end
 return publish_durable(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
