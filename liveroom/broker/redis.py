@@ -69,6 +69,9 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
     async def subscribe(self, room: str) -> None:
         assert self._subs is not None, "start() first"
         await self._subs.subscribe(room)
+        # in the idle index from its first viewer on (kept if there already), so that a room
+        # whose only hub dies, and so never sees its last viewer leave, is still swept
+        await self.mark_idle(room, keep=True)
 
     async def unsubscribe(self, room: str) -> None:
         assert self._subs is not None, "start() first"

@@ -9,7 +9,24 @@
 -- The keys named after a sale, draw, reported comment or hub (bought:<sale>, idem:<sale>,
 -- entrants:<draw>, report:<seq>, hu:<hub>) are found from the hashes above: all share the
 -- room's hash tag, so they are on this node.
--- returns 1 (deleted) or 0 (not over: nothing touched)
+-- Hubs whose heartbeat has expired (killed, cut off) are reaped first, as presence_reap.lua
+-- does, so a room whose only hub died is not held by the viewers it had.
+-- returns 1 (deleted) or 0 (not over: nothing else touched)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local hubs = redis.call('HGETALL', KEYS[3])
+for i = 1, #hubs, 2 do
+  if tonumber(hubs[i + 1]) < now then
+    local set = ARGV[1] .. 'hu:' .. hubs[i]
+    for _, user in ipairs(redis.call('SMEMBERS', set)) do
+      if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+        redis.call('HDEL', KEYS[2], user)
+      end
+    end
+    redis.call('UNLINK', set)
+    redis.call('HDEL', KEYS[3], hubs[i])
+  end
+end
 if redis.call('HLEN', KEYS[2]) > 0 or redis.call('HEXISTS', KEYS[1], 'live') == 1
     or redis.call('ZCARD', KEYS[4]) > 0 then
   return 0
@@ -18,8 +35,6 @@ local open = redis.call('HGET', KEYS[6], 'open')
 if open and redis.call('HGET', KEYS[6], open .. ':status') ~= 'closed' then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sales = {}
 for _, f in ipairs(redis.call('HKEYS', KEYS[5])) do
   local sid = string.match(f, '^(.+):status$')
