@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import replace
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis
@@ -29,7 +29,7 @@ from liveroom.core.session import Session
 from liveroom.protocol import frames as F
 from liveroom.redis_local import RedisProcess, find_server
 from tests.conftest import DEFAULT_BINARY
-from tests.support import Client, HubProcess, eventually, http, token
+from tests.support import AppHub, Client, HubProcess, eventually, http, token
 
 LOCKS = {K.REAPER_LOCK, K.SWEEP_LOCK}  # short-lived (PX), may or may not be there
 
@@ -264,13 +264,14 @@ async def test_a_hubs_room_is_gone_after_its_ttl_and_read_only_requests_write_no
     kept = {K.room_keys(room).session(session), K.room_keys(room).session_hll(session), K.room_keys(room).sessions}
 
     async def gone() -> bool:
-        return room_keys_in(own_redis.url, room) <= kept
+        with redis.Redis.from_url(own_redis.url) as r:
+            indexed = [m.decode() for key in (K.ROOMS_IDLE, K.ORDERS_DUE) for m in r.zrange(key, 0, -1)]
+        return room_keys_in(own_redis.url, room) <= kept and not [m for m in indexed if m.split(" ")[0] == room]
 
-    await eventually(gone, timeout=30, what="the room's keys gone after its ttl")
+    await eventually(gone, timeout=30, what="the room's keys and index entries gone after its ttl")
     with redis.Redis.from_url(own_redis.url) as r:
         assert r.hget(K.room_keys(room).session(session), "comments") == b"2"  # figures stay
         assert r.pttl(K.room_keys(room).sessions) > 0  # the index of them expires with them
-        assert not r.exists(K.ROOMS_IDLE) and not r.exists(K.ORDERS_DUE)
     assert (await http("GET", api, admin))[0] == 404
     with pytest.raises(Exception, match="404"):
         await Client.connect(hub.base, room, token("v"))
@@ -329,3 +330,51 @@ async def test_a_room_whose_only_hub_died_is_swept(
 
         await eventually(swept, timeout=30, what="the dead hub's room swept by the other hub")
     assert two.log().count("Traceback") == 0
+
+
+async def test_history_is_trimmed_and_a_resume_past_it_is_not_recovered(
+    app_hub: Callable[..., Awaitable[AppHub]], redis1: RedisProcess
+) -> None:
+    """The history holds about LIVEROOM_HISTORY_LEN events (whole stream nodes of 100 are
+    trimmed); a viewer resuming from before what it holds gets `recovered: false` and the
+    room's state, one resuming from within it gets the events it missed."""
+    h = await app_hub(LIVEROOM_HISTORY_LEN="10")
+    room = "hist" + uuid.uuid4().hex[:8]
+    talker = await Client.connect(h.base, room, token("t"))
+    try:
+        epoch = talker.welcome["epoch"]
+        for i in range(260):
+            assert (await talker.call("comment", text=f"c{i}"))["ok"]
+        with redis.Redis.from_url(redis1.url) as r:
+            held = r.xlen(K.room_keys(room).hist)
+        assert 10 <= held <= 110, held
+        last = talker.welcome["seq"] + 260
+        old = await Client.connect(h.base, room, token("v"), since=1, epoch=epoch)
+        assert old.welcome["recovered"] is False and old.welcome["seq"] == last
+        await old.close()
+        recent = await Client.connect(h.base, room, token("v"), since=last - 5, epoch=epoch)
+        assert recent.welcome["recovered"] is True
+        await recent.wait_for(lambda: len(recent.of_type("comment")) == 5, what="the 5 missed comments")
+        await recent.close()
+    finally:
+        await talker.close()
+
+
+async def test_a_join_reads_only_the_sales_that_may_take_buys(
+    parts: tuple[Sales, RoomExpiry, RedisBroker],
+) -> None:
+    """A room that held many sales: the welcome's state carries the open ones only, read from
+    the room's open-sales set (a closed sale, or one past its end once the reaper saw it,
+    leaves it), not the whole sales hash."""
+    sales, _, broker = parts
+    room = "many" + uuid.uuid4().hex[:8]
+    host = Session(Identity("host", "Host", "host", (room,)), room, "host")
+    ids = [(await sales.create(host, F.SaleCreate("S", "t", 100, 5, 1, 0, 0)))["sale"] for _ in range(30)]
+    for sale in ids[:29]:
+        await sales.close(host, F.SaleClose(sale))
+    ended = (await sales.create(host, F.SaleCreate("S", "t", 100, 5, 1, 0, int(time.time() * 1000) + 300)))["sale"]
+    assert {s.id for s in (await broker.state(room)).sales} == {ids[29], ended}
+    await asyncio.sleep(0.4)
+    await sales.reap_round(broker.registries()[0])  # the reaper sees it ended
+    assert [s.id for s in (await broker.state(room)).sales] == [ids[29]]
+    assert (await sales.sale(room, ids[0]))["status"] == "closed"  # still readable by id

@@ -34,6 +34,9 @@ class SalesOps(ExpiryOps):
         seq, _ = await self._run(self.calls.sale_close(room, sale, body))
         if int(seq) < 0:
             raise refusal(NO_SUCH_SALE)
+        # the reaper looks at it next round (not a pay window later): it may forget it now
+        member = {f"{room} {sale}": int(time.time() * 1000)}
+        await bounded(self._cmd(room).zadd(K.ORDERS_DUE, member, xx=True), self._timeout)
         await self.mark_idle(room)
         return int(seq)
 
