@@ -27,7 +27,7 @@ from liveroom.core.expiry import RoomExpiry
 from liveroom.core.sales import Sales
 from liveroom.core.session import Session
 from liveroom.protocol import frames as F
-from liveroom.redis_local import RedisProcess, find_server
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from tests.conftest import DEFAULT_BINARY
 from tests.support import AppHub, Client, HubProcess, eventually, http, token
 
@@ -378,3 +378,31 @@ async def test_a_join_reads_only_the_sales_that_may_take_buys(
     await sales.reap_round(broker.registries()[0])  # the reaper sees it ended
     assert [s.id for s in (await broker.state(room)).sales] == [ids[29]]
     assert (await sales.sale(room, ids[0]))["status"] == "closed"  # still readable by id
+
+
+async def test_on_a_cluster_a_finished_room_is_gone_after_its_ttl(
+    start_hub, cluster3: RedisClusterProcesses  # type: ignore[no-untyped-def]
+) -> None:
+    """The same on a Redis Cluster: the due-order and idle indexes live in slots of their own,
+    room_drop.lua deletes the room's keys (its own orders stream too) on the room's node."""
+    h = start_hub(LIVEROOM_REDIS_CLUSTER=cluster3.url, LIVEROOM_ROOM_TTL_S="1", LIVEROOM_FRAME_RATE="0")
+    room = "cttl" + uuid.uuid4().hex[:8]
+    host = await Client.connect(h.base, room, token("host", role="host", rooms=[room]))
+    try:
+        sale = (await host.call("sale_create", sku="A", title="Hat", price=100, stock=3, limit=1))["sale"]
+        order = (await host.call("buy", sale=sale, qty=1, key="k1"))["order"]
+        assert (await http("POST", f"{h.base}/api/orders/{order}/cancel", token("shop", role="shop", rooms=[room])))[0] == 200
+        assert (await host.call("sale_close", sale=sale))["ok"]
+    finally:
+        await host.close()
+    rc = redis.RedisCluster.from_url(cluster3.url)
+    try:
+        k = K.room_keys(room)
+        assert rc.exists(k.meta, k.sales, k.idem(sale), k.room_orders_stream) == 4
+
+        async def gone() -> bool:
+            return not rc.exists(k.meta, k.sales, k.idem(sale), k.bought(sale), k.room_orders_stream, k.hist, k.orders)
+
+        await eventually(gone, timeout=30, what="the room's keys gone from the cluster")
+    finally:
+        rc.close()
