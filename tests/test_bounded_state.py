@@ -10,6 +10,7 @@ sockets: fast), and counts the reaper's commands with INFO commandstats.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import replace
@@ -406,3 +407,28 @@ async def test_on_a_cluster_a_finished_room_is_gone_after_its_ttl(
         await eventually(gone, timeout=30, what="the room's keys gone from the cluster")
     finally:
         rc.close()
+
+
+async def test_the_reaper_takes_over_what_an_older_version_indexed(
+    parts: tuple[Sales, RoomExpiry, RedisBroker], own_redis: RedisProcess
+) -> None:
+    """A room an older version listed in SALE_ROOMS (its sale in no due index, not in
+    sales:open): the first round indexes its sales, so its unpaid order still expires and a
+    join lists its open sale; SALE_ROOMS is gone after."""
+    sales, _, broker = parts
+    room = "old" + uuid.uuid4().hex[:8]
+    host = Session(Identity("host", "Host", "host", (room,)), room, "host")
+    sale = (await sales.create(host, F.SaleCreate("S", "t", 100, 5, 2, 0, 0)))["sale"]
+    me = Session(Identity("u", "u", "viewer", None), room, "viewer")
+    order = (await sales.buy(me, F.Buy(sale, 1, "k")))["order"]
+    with redis.Redis.from_url(own_redis.url) as r:
+        r.zrem(K.ORDERS_DUE, f"{room} {sale}")  # as an older version left it
+        r.delete(K.room_keys(room).sales_open)
+        r.sadd(K.SALE_ROOMS, room, "bad room\n")
+        assert (await broker.state(room)).sales == []
+        await asyncio.sleep(0.4)  # the order's pay window (0.3 s) is over
+        sales._migrated.clear()  # a hub started on the older version's data
+        await sales.reap_round(broker.registries()[0])
+        assert not r.exists(K.SALE_ROOMS)
+    assert json.loads((await broker.order(room, order)) or b"{}")["status"] == "expired"
+    assert [s.id for s in (await broker.state(room)).sales] == [sale]

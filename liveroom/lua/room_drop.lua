@@ -7,7 +7,7 @@
 -- KEYS[7] reports  KEYS[8] sessions  KEYS[9..] every other fixed key of the room (deleted)
 -- ARGV[1] the room's key prefix `lr:{room}:`  ARGV[2] sessions retention ms
 -- The keys named after a sale, draw, reported comment or hub (bought:<sale>, idem:<sale>,
--- entrants:<draw>, report:<seq>, hu:<hub>) are found from the hashes above: all share the
+-- entrants:<draw>, pool:<draw>:<claimant>, report:<seq>, hu:<hub>) are found from the hashes above: all share the
 -- room's hash tag, so they are on this node.
 -- Hubs whose heartbeat has expired (killed, cut off) are reaped first, as presence_reap.lua
 -- does, so a room whose only hub died is not held by the viewers it had.
@@ -53,7 +53,12 @@ for _, sid in ipairs(sales) do
 end
 for _, f in ipairs(redis.call('HKEYS', KEYS[6])) do
   local id = string.match(f, '^(.+):status$')
-  if id then redis.call('UNLINK', p .. 'entrants:' .. id) end
+  if id then
+    redis.call('UNLINK', p .. 'entrants:' .. id)
+    -- an online draw's pool list, left by a claimant that died before the result
+    local owner = string.match(redis.call('HGET', KEYS[6], id .. ':claim') or '', '^(%S+) ')
+    if owner then redis.call('UNLINK', p .. 'pool:' .. id .. ':' .. owner) end
+  end
 end
 for _, seq in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
   redis.call('UNLINK', p .. 'report:' .. seq)
