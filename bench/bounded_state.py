@@ -122,7 +122,8 @@ async def main() -> None:
         top = sorted(delta.items(), key=lambda kv: -kv[1])[:3]
         print(f"code: {CODE}")
         print(f"rooms {A.rooms} played in {played:.1f} s; keys: {baseline} before, {written} after the shows")
-        print(f"after pay window + ttl {A.ttl:g} s + {A.settle:g} s: {left} keys left ({with_ttl} with a TTL)")
+        names = sorted(k.decode() for k in r.scan_iter(count=1000)) if left <= 8 else []
+        print(f"after pay window + ttl {A.ttl:g} s + {A.settle:g} s: {left} keys left ({with_ttl} with a TTL) {' '.join(names)}")
         print(f"idle hub: {total / A.measure:.1f} Redis commands/s; most: " + ", ".join(f"{k} {v / A.measure:.1f}/s" for k, v in top))
         r.close()
     finally:
