@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class ExpiryOps(ScriptRunner):
     async def mark_idle(self, room: str, keep: bool = False) -> None:
         """The room may have become over just now (last viewer gone, sale closed, order
-        settled, draw closed, session ended): its sweep is due room.ttl_s from now. Cheap
+        settled as the reaper saw, draw closed, session ended): its sweep is due room.ttl_s from now. Cheap
         and idempotent; the sweep checks that the room is over before it deletes anything.
         A failure is logged, not raised: the op it follows is done. `keep`: an entry already
         there keeps its time."""

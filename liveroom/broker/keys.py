@@ -150,7 +150,7 @@ SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
 
 
 # ZSET room -> ms it was last seen becoming over (last viewer gone, sale closed, order
-# settled, draw closed, session ended), per shard (cluster: one key): what the room sweepers
+# settled (seen by the order reaper), draw closed, session ended), per shard (cluster: one key): what the room sweepers
 # poll. A room still over room.ttl_s after its entry is deleted whole (room_drop.lua).
 ROOMS_IDLE = f"{PREFIX}:{{rooms}}:idle"
 # short lock so that one hub at a time sweeps a shard

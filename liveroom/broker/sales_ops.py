@@ -58,13 +58,11 @@ class SalesOps(ExpiryOps):
         out = await self._run(self.calls.order_release(room, order, sale, status, session))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
-        await self.mark_idle(room)
 
     async def order_confirm(self, room: str, order: str) -> None:
         out = await self._run(self.calls.order_confirm(room, order, await self._order_session(room, order)))
         if out[0] != b"ok":
             raise refusal(out[1].decode())
-        await self.mark_idle(room)
 
     async def _order_session(self, room: str, order: str) -> str:
         """The live session an order was placed in ("" none): the script moves its figures

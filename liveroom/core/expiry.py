@@ -1,8 +1,9 @@
 """Rooms that are over leave Redis: the sweeper every hub runs.
 
 A room enters its shard's idle index (broker `mark_idle`) each time it may have become over:
-its last viewer left, a sale closed, an order was confirmed, cancelled or expired, a draw
-closed, a live session ended. Each round, one hub per shard (a short lock) takes the rooms
+its last viewer left, a sale closed, the order reaper found its orders settled and its sales
+over (it looks at a room by its pay deadlines, not at every confirmation: a confirm costs no
+extra write), a draw closed, a live session ended. Each round, one hub per shard (a short lock) takes the rooms
 marked at least `room.ttl_s` ago and asks Redis to delete each one whole (`room_drop.lua`),
 which it does only if the room is still over: no viewer, no live session, no pending order,
 no open sale or draw. A room that is not over is looked at again `ttl_s` later (whatever it
