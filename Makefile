@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench-deps clean
+.PHONY: serve test lint system-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,8 +20,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# Debian packages some tests drive for real (tests/test_nginx.py runs deploy/nginx.conf,
+# tests/test_browser.py drives chromium through Playwright: never a browser download);
+# installed when missing and apt-get is there, else those tests say why they skip
+system-deps:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq nginx >/dev/null) || \
+	  echo "nginx not installed: tests/test_nginx.py will skip"
+	@command -v chromium >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: tests/test_browser.py will skip"
+
+test: lint system-deps
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# the JavaScript client's tests alone (make test runs them too, via tests/test_js_client.py)
+.PHONY: test-js
+test-js: $(STAMP)
+	cd clients/js && npm ci --no-audit --no-fund && LIVEROOM_PYTHON=$(CURDIR)/$(BIN)/python npm test

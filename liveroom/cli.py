@@ -26,7 +26,7 @@ from liveroom import config as config_mod
 from liveroom import logs
 from liveroom.auth import make_token
 from liveroom.config import Config
-from liveroom.safety import UnsafeExposure, check_exposure, is_loopback
+from liveroom.safety import UnsafeExposure, check_dev_tokens, check_exposure, is_loopback
 
 log = logging.getLogger("liveroom")
 
@@ -122,6 +122,7 @@ def _exposure_ok(cfg: Config, insecure_dev: bool) -> bool:
     """check_exposure, reported on stderr; False: the caller exits 2 before starting anything."""
     try:
         check_exposure(cfg.server.host, cfg.auth.secrets, insecure_dev)
+        check_dev_tokens(cfg.server.host, cfg.auth.dev_tokens, insecure_dev)
     except UnsafeExposure as exc:
         print(f"liveroom: {exc}", file=sys.stderr)
         return False
@@ -324,12 +325,12 @@ def webhooks(args: argparse.Namespace) -> int:
     if not cfg.webhooks.url:
         print("liveroom: webhooks: no webhooks.url (or LIVEROOM_WEBHOOK_URL) configured", file=sys.stderr)
         return 2
-    if cfg.redis.cluster or not cfg.redis.urls:
-        print("liveroom: webhooks: needs redis.urls (standalone shards; a Redis Cluster is not supported yet)", file=sys.stderr)
+    if not cfg.redis.cluster and not cfg.redis.urls:
+        print("liveroom: webhooks: needs the hubs' Redis: redis.urls or redis.cluster", file=sys.stderr)
         return 2
 
     async def run() -> None:
-        hooks = hooks_mod.Webhooks(cfg.webhooks, cfg.redis.urls, hooks_mod.consumer_name(), cfg.redis.timeout_ms / 1000)
+        hooks = hooks_mod.for_config(cfg, hooks_mod.consumer_name())
         hooks.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -34,6 +34,7 @@ class ServerConfig:
 class AuthConfig:
     secrets: tuple[str, ...] = ()
     anonymous: bool = False
+    dev_tokens: bool = False  # GET /dev/token signs tokens for anyone (demo pages; loopback only unless --insecure-dev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,11 @@ class RedisConfig:
     # comma-separated, as `urls` is)
     cluster: tuple[str, ...] = ()
     timeout_ms: int = 800  # a command that takes longer answers `unavailable`
+    # each pub/sub connection publishes a probe to itself this often and drops the
+    # connection (resubscribe, repair from history) if it does not come back within
+    # probe_timeout_ms: a half-open socket is found in seconds; 0 = no probe
+    probe_interval_ms: int = 1000
+    probe_timeout_ms: int = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,10 @@ class LimitsConfig:
     max_anon_rooms_per_ip: int = 10  # distinct rooms anonymous viewers of one IP may hold; 0 = no limit
     like_rate: float = 100.0  # likes (taps) per second one connection may add (burst 3 s of it); more are dropped; 0 = no limit
     resume_rate: float = 20.0  # joins with `since` per second per client IP (burst 5 s of it): 429 past it; 0 = no limit
+    # bytes waiting for all this hub's sockets together; past it the sockets with the most
+    # waiting are sent `bye slow` first (each is still bounded by outbox_bytes); 0 = no bound
+    hub_outbox_bytes: int = 256 * 1024 * 1024
+    retry_ms: int = 2000  # a join refused because Redis did not answer: retry after 1-2x this (`retry_ms`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +163,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_REDIS_CLUSTER": ("redis", "cluster"),
     "LIVEROOM_SECRETS": ("auth", "secrets"),
     "LIVEROOM_ANONYMOUS": ("auth", "anonymous"),
+    "LIVEROOM_DEV_TOKENS": ("auth", "dev_tokens"),
     "LIVEROOM_VIEWER_COMMENT_CAP": ("room", "viewer_comment_cap"),
     "LIVEROOM_COMMENT_RATE": ("room", "comment_rate"),
     "LIVEROOM_TICK_MS": ("room", "tick_ms"),
@@ -160,6 +171,10 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_MAX_CONN_PER_IP": ("limits", "max_conn_per_ip"),
     "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
     "LIVEROOM_OUTBOX_BYTES": ("limits", "outbox_bytes"),
+    "LIVEROOM_HUB_OUTBOX_BYTES": ("limits", "hub_outbox_bytes"),
+    "LIVEROOM_RETRY_MS": ("limits", "retry_ms"),
+    "LIVEROOM_PROBE_INTERVAL_MS": ("redis", "probe_interval_ms"),
+    "LIVEROOM_PROBE_TIMEOUT_MS": ("redis", "probe_timeout_ms"),
     "LIVEROOM_MAX_FRAME_BYTES": ("limits", "max_frame_bytes"),
     "LIVEROOM_PING_AFTER_S": ("limits", "ping_after_s"),
     "LIVEROOM_IDLE_TIMEOUT_S": ("limits", "idle_timeout_s"),
@@ -250,6 +265,10 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.max_frame_bytes >= 256, "limits.max_frame_bytes must be >= 256")
     need(cfg.limits.outbox_bytes >= 4096, "limits.outbox_bytes must be >= 4096")
     need(cfg.limits.frame_rate >= 0, "limits.frame_rate must be >= 0")
+    need(cfg.limits.hub_outbox_bytes >= 0, "limits.hub_outbox_bytes must be >= 0 (0: no bound)")
+    need(cfg.limits.retry_ms > 0, "limits.retry_ms must be > 0")
+    need(cfg.redis.probe_interval_ms >= 0, "redis.probe_interval_ms must be >= 0 (0: no probe)")
+    need(cfg.redis.probe_timeout_ms > 0, "redis.probe_timeout_ms must be > 0")
     need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
     need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")

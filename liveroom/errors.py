@@ -100,6 +100,7 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
     "abuse": (CLOSE_POLICY, False),
     "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
     "expired": (CLOSE_TOKEN_EXPIRED, True),  # the token's `exp` passed while the socket was open
+    "idle": (CLOSE_GOING_AWAY, True),  # silent for limits.idle_timeout_s, pongs included
 }
 
 
@@ -160,11 +161,19 @@ class Unavailable(ReplyError):
 class Refused(LiveroomError):
     """Refused before the WebSocket upgrade, answered as HTTP `status` with a JSON error."""
 
-    def __init__(self, code: str, message: str = "") -> None:
+    def __init__(self, code: str, message: str = "", retry_ms: int | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.status = HTTP_STATUS.get(code, 400)
         self.message = message or code.replace("_", " ")
+        self.retry_ms = retry_ms  # when to try again (the body's `retry_ms`, Retry-After)
 
-    def as_body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+    def as_body(self) -> dict[str, dict[str, str | int]]:
+        err: dict[str, str | int] = {"code": self.code, "message": self.message}
+        if self.retry_ms is not None:
+            err["retry_ms"] = self.retry_ms
+        return {"error": err}
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After (whole seconds, rounded up) when the refusal says when to retry."""
+        return {} if self.retry_ms is None else {"Retry-After": str(-(-self.retry_ms // 1000))}

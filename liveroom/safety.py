@@ -68,3 +68,16 @@ def check_exposure(host: str, secrets: tuple[str, ...], insecure_dev: bool) -> N
             f"refusing to listen on {host or '*'} (not loopback): {'; '.join(problems)}. "
             f"Anyone who reads the repository could sign an admin token. {HOW_TO_FIX}"
         )
+
+
+def check_dev_tokens(host: str, dev_tokens: bool, insecure_dev: bool) -> None:
+    """Raise UnsafeExposure if GET /dev/token (which signs a host token for anyone who asks)
+    would be served beyond loopback without the explicit development switch: whatever the
+    secret, that endpoint alone hands out the room."""
+    if not dev_tokens or insecure_dev or is_loopback(host):
+        return
+    raise UnsafeExposure(
+        f"refusing to listen on {host or '*'} (not loopback) with auth.dev_tokens / LIVEROOM_DEV_TOKENS=1: "
+        "GET /dev/token signs host tokens for anyone. Turn it off, listen on 127.0.0.1, or, on a trusted "
+        "development network only, pass --insecure-dev (or LIVEROOM_INSECURE_DEV=1)"
+    )

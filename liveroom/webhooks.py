@@ -1,8 +1,8 @@
 """Order webhooks: every entry of the orders streams (created, confirmed, cancelled,
 expired) POSTed as signed JSON to the shop's URL, at least once (docs/shop.md).
 
-Each standalone shard's `lr:orders` is read through one consumer group
-(`webhooks.group`); every process that delivers (each hub, or `liveroom webhooks`) is one
+Each standalone shard's `lr:orders` (on a Redis Cluster: each room's own orders stream,
+found by SCAN) is read through one consumer group (`webhooks.group`); every process that delivers (each hub, or `liveroom webhooks`) is one
 consumer in it. An entry is XACKed only after a 2xx answer, so nothing read and not
 delivered is lost when a process dies: its entries stay pending and, once nobody has
 touched them for `claim_idle_s`, another consumer takes them over (XAUTOCLAIM).
@@ -34,6 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from liveroom.broker import keys as K
 from liveroom.broker.scripts import source
+from liveroom.broker.topology import cluster_client
 from liveroom.config import Config, WebhooksConfig
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ DELIVERY = "X-Liveroom-Delivery"
 EVENT = "X-Liveroom-Event"
 ATTEMPT = "X-Liveroom-Attempt"
 BLOCK_MS = 1000  # one XREADGROUP waits at most this long for new entries
-FORGET_EVERY_S = 60.0  # how often consumers of processes long gone are removed from the group
+FORGET_EVERY_S = 60.0
+ROOM_POLL_S = 0.5  # a cluster room's stream with nothing new is read again this much later
+DISCOVER_S = 5.0  # how often a cluster deliverer looks for rooms' orders streams  # how often consumers of processes long gone are removed from the group
 _INTS = ("qty", "amount", "ts")
 
 
@@ -91,7 +94,14 @@ def dedup_key(p: dict[str, Any]) -> str:
 class StreamWorker:
     """One consumer on one orders stream."""
 
-    def __init__(self, cfg: WebhooksConfig, r: aioredis.Redis, stream: str, consumer: str, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, cfg: WebhooksConfig, r: Any, stream: str, consumer: str, http: aiohttp.ClientSession, room_stream: bool = False
+    ) -> None:
+        # room_stream: one room's stream on a cluster, found by SCAN. Its group starts at the
+        # stream's first entry (it may hold orders from before it was found), reads do not
+        # block (a blocked read holds a connection, and there is one worker per room), and
+        # the worker ends when the stream is gone (the room expired): never recreated here.
+        self.room_stream = room_stream
         self.cfg = cfg
         self.r = r
         self.stream = stream
@@ -103,14 +113,22 @@ class StreamWorker:
         self._forget = r.register_script(source("webhook_forget"))
         self._forgot_at = 0.0
 
-    async def ensure_group(self) -> None:
+    async def ensure_group(self) -> bool:
+        """Create the group if need be; False if this room's stream is gone."""
         try:
-            # `$`: events from the first start of webhooks on; the stream is created if need be
-            await self.r.xgroup_create(self.stream, self.cfg.group, id="$", mkstream=True)
+            if self.room_stream:
+                await self.r.xgroup_create(self.stream, self.cfg.group, id="0")
+            else:
+                # `$`: events from the first start of webhooks on; the stream is created if need be
+                await self.r.xgroup_create(self.stream, self.cfg.group, id="$", mkstream=True)
             log.info("webhooks: created group %s on %s", self.cfg.group, self.stream)
         except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+            if "BUSYGROUP" in str(exc):
+                return True
+            if self.room_stream and "requires the key to exist" in str(exc):
+                return False
+            raise
+        return True
 
     async def run(self) -> None:
         claim_every = max(min(self.cfg.claim_idle_s / 2, 5.0), 0.1)
@@ -121,7 +139,9 @@ class StreamWorker:
             while True:
                 try:
                     if not ready:
-                        await self.ensure_group()
+                        if not await self.ensure_group():
+                            log.info("webhooks: %s is gone: its worker ends", self.stream)
+                            return
                         ready = True
                     while len(self.inflight) >= self.cfg.concurrency:
                         self._freed.clear()
@@ -132,11 +152,15 @@ class StreamWorker:
                     free = self.cfg.concurrency - len(self.inflight)
                     if free <= 0:
                         continue
-                    block = int(min(BLOCK_MS, max(next_claim - loop.time(), 0.01) * 1000)) or 1
+                    block: int | None = int(min(BLOCK_MS, max(next_claim - loop.time(), 0.01) * 1000)) or 1
+                    if self.room_stream:
+                        block = None
                     got: Any = await self.r.xreadgroup(self.cfg.group, self.consumer, {self.stream: ">"}, count=free, block=block)
                     for _stream, entries in got or []:
                         for entry_id, fields in entries:
                             self._spawn(entry_id, fields)
+                    if self.room_stream and not any(entries for _s, entries in got or []):
+                        await asyncio.sleep(ROOM_POLL_S)
                 except asyncio.CancelledError:
                     raise
                 except (RedisError, OSError) as exc:
@@ -240,17 +264,57 @@ class StreamWorker:
 
 
 class Webhooks:
-    """A consumer on each standalone shard's orders stream, until stopped."""
+    """A consumer on each standalone shard's orders stream, or, on a Redis Cluster, on each
+    room's orders stream, until stopped."""
 
-    def __init__(self, cfg: WebhooksConfig, urls: tuple[str, ...], consumer: str, redis_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, cfg: WebhooksConfig, urls: tuple[str, ...], consumer: str, redis_timeout_s: float = 1.0, cluster: tuple[str, ...] = ()
+    ) -> None:
         self.cfg = cfg
         self.urls = urls
+        self.cluster = cluster
         self.consumer = consumer
         self._redis_timeout = redis_timeout_s
         self.workers: list[StreamWorker] = []
         self._task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
+        if self.cluster:
+            await self.run_cluster()
+        else:
+            await self.run_shards()
+
+    async def run_cluster(self) -> None:
+        """Every DISCOVER_S, SCAN the masters for rooms' orders streams and start a worker
+        on each new one; a worker ends when its room's stream expires."""
+        client = cluster_client(self.cluster, self._redis_timeout)
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s))
+        tasks: dict[str, asyncio.Task[None]] = {}
+        log.info("webhooks: delivering the rooms' orders streams of a cluster to %s as %s", self.cfg.url, self.consumer)
+        try:
+            while True:
+                try:
+                    async for key in client.scan_iter(match=K.ROOM_ORDERS_STREAMS, count=1000, _type="stream"):
+                        stream = key.decode() if isinstance(key, bytes) else str(key)
+                        task = tasks.get(stream)
+                        if task is None or task.done():
+                            w = StreamWorker(self.cfg, client, stream, self.consumer, http, room_stream=True)
+                            self.workers = [x for x in self.workers if x.stream != stream] + [w]
+                            tasks[stream] = asyncio.create_task(w.run(), name=f"webhooks {stream}")
+                except (RedisError, OSError) as exc:
+                    log.warning("webhooks: looking for orders streams: %s", exc)
+                for stream in [s for s, task in tasks.items() if task.done()]:
+                    del tasks[stream]
+                self.workers = [w for w in self.workers if w.stream in tasks]
+                await asyncio.sleep(DISCOVER_S)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await http.close()
+            await client.aclose()
+
+    async def run_shards(self) -> None:
         # clients of our own: XREADGROUP BLOCK outlives the broker's short socket timeout
         sock_timeout = BLOCK_MS / 1000 + self._redis_timeout + 1
         clients = [aioredis.Redis.from_url(u, socket_timeout=sock_timeout, socket_connect_timeout=self._redis_timeout) for u in self.urls]
@@ -280,14 +344,14 @@ class Webhooks:
 
 
 def for_hub(cfg: Config, hub_id: str) -> Webhooks | None:
-    """The hub's deliverer, or None: webhooks off, left to `liveroom webhooks`, or a
-    Redis Cluster (not delivered by hubs: docs/shop.md)."""
+    """The hub's deliverer, or None: webhooks off, or left to `liveroom webhooks`."""
     if not cfg.webhooks.url or not cfg.webhooks.in_hubs:
         return None
-    if cfg.redis.cluster:
-        log.warning("webhooks: not delivered on a Redis Cluster (per-room streams): see docs/shop.md")
-        return None
-    return Webhooks(cfg.webhooks, cfg.redis.urls, hub_id, cfg.redis.timeout_ms / 1000)
+    return for_config(cfg, hub_id)
+
+
+def for_config(cfg: Config, consumer: str) -> Webhooks:
+    return Webhooks(cfg.webhooks, cfg.redis.urls, consumer, cfg.redis.timeout_ms / 1000, cluster=cfg.redis.cluster)
 
 
 def consumer_name() -> str:

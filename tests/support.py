@@ -257,8 +257,9 @@ class Client:
         since: int | None = None,
         epoch: str | None = None,
         compress: int = 15,
+        connector: aiohttp.BaseConnector | None = None,
     ) -> "Client":
-        session = aiohttp.ClientSession()
+        session = aiohttp.ClientSession(connector=connector)
         params = {"room": room, "codec": codec}
         if tok:
             params["token"] = tok

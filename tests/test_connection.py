@@ -9,6 +9,7 @@ from typing import Any
 
 from liveroom.protocol.codec import Codec
 from liveroom.web.connection import CLOSING, OPEN, Connection
+from liveroom.web.outbox import HubOutbox
 from tests.test_wsframes import frame
 
 
@@ -63,6 +64,7 @@ def connection(max_frame: int = 1024) -> tuple[Connection, FakeTransport, list[A
         metrics=metrics,
         on_message=lambda conn, data: got.append(data),
         release=lambda conn: None,
+        outbox=HubOutbox(0),
     )
     session = SimpleNamespace(identity=SimpleNamespace(id="u1"))
     conn = Connection(endpoint, Codec.MSGPACK, session, "127.0.0.1")  # type: ignore[arg-type]
@@ -122,3 +124,15 @@ async def test_bytes_split_anywhere() -> None:
         conn.data_received(bytes([b]))
     assert got == [b"slow bytes"] and conn.state == OPEN
     assert conn.reader.buf == b""
+
+
+async def test_bye_unavailable_says_when_to_reconnect() -> None:
+    """A join that Redis did not answer ends in `bye unavailable` with `retry_ms`: the
+    client backs off that long instead of reconnecting at once."""
+    import msgpack
+
+    conn, t, _ = connection()
+    conn.bye("unavailable", 2500)
+    frames = t.server_frames()
+    assert msgpack.unpackb(frames[0][1]) == {"t": "bye", "reason": "unavailable", "reconnect": True, "retry_ms": 2500}
+    assert close_codes(t) == [1013]

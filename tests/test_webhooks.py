@@ -261,3 +261,40 @@ def test_signature_backoff_payload() -> None:
     assert all(15 <= d <= 30 for d in delays[7:])  # capped, with jitter
     p = webhooks.payload("lr:orders", "1-0", {b"event": b"created", b"order": b"o1-r-s-1", b"qty": b"2", b"amount": b"100", b"ts": b"5"})
     assert p == {"event": "created", "order": "o1-r-s-1", "qty": 2, "amount": 100, "ts": 5, "id": "o1-r-s-1:created", "stream": "lr:orders", "entry": "1-0"}
+
+
+async def test_cluster_rooms_streams_delivered_by_hubs(
+    start_hub: Callable[..., HubProcess], cluster3: Any, receiver: Receiver
+) -> None:
+    """On a Redis Cluster every room has its own orders stream: the hubs find each room's
+    stream (also one that appears after they started) and deliver its events, at least once,
+    while the receiver fails now and then."""
+    group = "wh-" + uuid.uuid4().hex[:8]
+    env = {**hook_env("", receiver, group), "LIVEROOM_REDIS_CLUSTER": cluster3.url}
+    del env["LIVEROOM_REDIS"]
+    hubs = [start_hub(**env) for _ in range(2)]
+    want: set[str] = set()
+    rooms = ["hookc" + uuid.uuid4().hex[:8] for _ in range(3)]  # on different masters, most likely
+    for i, room in enumerate(rooms):
+        h = hubs[i % 2]
+        sale = await open_sale(h.base, room)
+        o1 = await buy(h.base, room, sale, "c1")
+        o2 = await buy(h.base, room, sale, "c2")
+        await order_op(h.base, room, o1, "confirm")
+        await order_op(h.base, room, o2, "cancel")
+        want |= {f"{o1}:created", f"{o2}:created", f"{o1}:confirmed", f"{o2}:cancelled"}
+    await eventually(lambda: want <= receiver.delivered.keys(), timeout=20, what="every room's order events")
+    assert receiver.failures >= 1 and not receiver.bad
+
+    def pending_everywhere() -> int:
+        import redis.cluster
+
+        c = redis.cluster.RedisCluster.from_url(cluster3.url)
+        try:
+            return sum(int(c.xpending(f"lr:{{{r}}}:orders:stream", group)["pending"]) for r in rooms)
+        finally:
+            c.close()
+
+    await eventually(lambda: pending_everywhere() == 0, timeout=10, what="every entry acknowledged")
+    for h in hubs:
+        assert "Traceback" not in h.log(), h.log()

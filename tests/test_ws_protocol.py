@@ -331,11 +331,14 @@ def test_negotiate_deflate() -> None:
 
 
 async def test_heartbeat_pings_and_closes_a_silent_client(app_hub: Callable[..., Awaitable[AppHub]]) -> None:
-    """A client that never answers is pinged after ping_after_s and closed after
-    idle_timeout_s by the hub-wide sweep; one that answers pings (aiohttp's autoping) stays."""
+    """A client that never answers is pinged after ping_after_s and, after idle_timeout_s,
+    sent `bye` `idle` and closed by the hub-wide sweep; one that answers pings (aiohttp's
+    autoping) stays."""
     h = await app_hub(LIVEROOM_PING_AFTER_S="0.4", LIVEROOM_IDLE_TIMEOUT_S="1.5")
     r_ = room()
     alive = await Client.connect(h.base, r_, token("alive"))
+
+    frames: list[tuple[int, bytes]] = []
 
     def silent() -> tuple[list[int], float]:
         c = RawClient(h.port, r_, token("silent"))
@@ -345,16 +348,21 @@ async def test_heartbeat_pings_and_closes_a_silent_client(app_hub: Callable[...,
             c.sock.settimeout(t(10))
             while True:
                 try:
-                    op, _ = c.recv_frame()
+                    op, payload = c.recv_frame()
                 except (EOFError, ConnectionResetError):
                     return ops, time.monotonic() - start
                 ops.append(op)
+                frames.append((op, payload))
         finally:
             c.close()
 
     try:
         ops, lasted = await in_thread(silent)
         assert 9 in ops  # pinged
+        # the contract's `bye` before the close frame
+        data = [msgpack.unpackb(p) for op, p in frames if op == 2]
+        assert {"t": "bye", "reason": "idle", "reconnect": True} in data, data
+        assert ops.index(8) > max(i for i, (op, _) in enumerate(frames) if op == 2)
         assert 1.2 < lasted < t(6), lasted
         # `alive` joined first, so it has been connected longer than idle_timeout_s by now;
         # a short wait covers one more sweep (every ping_after_s / 3) that must not cut it

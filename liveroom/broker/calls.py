@@ -11,6 +11,12 @@ from liveroom.broker.wire import new_epoch
 
 # users per presence_sync call: ~1 ms of script time on a shard
 PRESENCE_CHUNK = 1000
+# how long the first answer to an op with an idempotency key is kept (lib_idem.lua): a
+# client retries after `unavailable` within seconds; ten minutes covers a phone's reconnect
+IDEM_TTL_MS = 600_000
+
+# (user id, the client's key) of an op that carries an idempotency key; None: no key
+Idem = tuple[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +38,44 @@ class Calls:
         """lib_publish.lua's arguments, first in every script that publishes an event."""
         return [self.pubcmd, k.channel, body, new_epoch(), self.maxlen]
 
+    @staticmethod
+    def _idem(k: K.RoomKeys, op: str, idem: Idem) -> tuple[list[str], list[Any]]:
+        """lib_idem.lua's optional last KEYS entry and last ARGV (its TTL): none without a key."""
+        if idem is None or not idem[1]:
+            return [], []
+        return [k.op_key(op, *idem)], [IDEM_TTL_MS]
+
     def room_state(self, room: str, create: bool = True) -> Call:
         k = K.room_keys(room)
         return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws, k.sales_open], [new_epoch() if create else ""])
 
     def room_comment(
-        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
-    ) -> Call:
-        """`norm`: the comment normalised for keyword draws ("" skips the draw check)."""
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = "",
+        key: str = "",
+    ) -> Call:  # fmt: skip
+        """`norm`: the comment normalised for keyword draws ("" skips the draw check);
+        `key`: the client's idempotency key ("" none)."""
         k = K.room_keys(room)
+        ik, ttl = self._idem(k, "comment", (user, key))
         return Call(
-            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won, k.live],
-            [*self._durable(k, body), user, rate, burst, norm, name],
+            "room_comment", room, [k.meta, k.hist, k.mutes, k.rate(user), k.draws, k.entrants, k.names, k.won, k.live, *ik],
+            [*self._durable(k, body), user, rate, burst, norm, name, *ttl],
         )  # fmt: skip
 
-    def room_publish(self, room: str, body: bytes, meta_field: str, value: bytes) -> Call:
+    def room_publish(self, room: str, body: bytes, meta_field: str, value: bytes, op: str = "", idem: Idem = None) -> Call:
+        """`op`, `idem`: the op's name and (user, key) when the client gave an idempotency key."""
         k = K.room_keys(room)
-        return Call("room_publish", room, [k.meta, k.hist], [*self._durable(k, body), meta_field, value])
+        ik, ttl = self._idem(k, op, idem)
+        return Call("room_publish", room, [k.meta, k.hist, *ik], [*self._durable(k, body), meta_field, value, *ttl])
 
-    def room_like(self, room: str, n: int) -> Call:
+    def room_like(self, room: str, n: int, flush: str = "") -> Call:
+        """`flush`: the id of this hub's flush ("" none): a repeated id is not counted again."""
         k = K.room_keys(room)
-        return Call("room_like", room, [k.meta, k.hist, k.milestones, k.live], [self.pubcmd, k.channel, n, new_epoch(), self.maxlen])
+        ids = ([k.like_flushes], [self.hub_id, flush, IDEM_TTL_MS]) if flush else ([], [])
+        return Call(
+            "room_like", room, [k.meta, k.hist, k.milestones, k.live, *ids[0]],
+            [self.pubcmd, k.channel, n, new_epoch(), self.maxlen, *ids[1]],
+        )  # fmt: skip
 
     def presence_sync(
         self, room: str, ttl_ms: int, arrived: list[str], gone: list[str], names: dict[str, str] | None = None
@@ -83,9 +106,12 @@ class Calls:
         k = K.room_keys(room)
         return Call("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id])
 
-    def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> Call:
+    def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes, idem: Idem = None) -> Call:
         k = K.room_keys(room)
-        return Call("sale_create", room, [k.sales, k.meta, k.hist, k.sales_open], [*self._durable(k, body), sale, info, stock])
+        ik, ttl = self._idem(k, "sale_create", idem)
+        return Call(
+            "sale_create", room, [k.sales, k.meta, k.hist, k.sales_open, *ik], [*self._durable(k, body), sale, info, stock, *ttl]
+        )
 
     def sale_close(self, room: str, sale: str, body: bytes) -> Call:
         k = K.room_keys(room)
@@ -124,7 +150,7 @@ class Calls:
         k = K.room_keys(room)
         others = [
             k.hist, k.mutes, k.orders, k.milestones, k.info, k.entrants, k.names, k.won, k.bans, k.words,
-            k.strikes, k.reported, k.live, k.live_hll, k.sales_open,
+            k.strikes, k.reported, k.live, k.live_hll, k.sales_open, k.like_flushes,
         ]  # fmt: skip
         others += [orders_stream] if orders_stream else []
         return Call(
@@ -163,12 +189,14 @@ class Calls:
     # -- draws (core/draws.py) ---------------------------------------------------------------
 
     def draw_start(
-        self, room: str, body: bytes, draw: str, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool
-    ) -> Call:
+        self, room: str, body: bytes, draw: str, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool,
+        idem: Idem = None,
+    ) -> Call:  # fmt: skip
         k = K.room_keys(room)
+        ik, ttl = self._idem(k, "draw_start", idem)
         return Call(
-            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist, k.live],
-            [*self._durable(k, body), draw, info, seed_hex, keyword, ends_at, int(exclude)],
+            "draw_start", room, [k.draws, k.entrants, k.meta, k.hist, k.live, *ik],
+            [*self._durable(k, body), draw, info, seed_hex, keyword, ends_at, int(exclude), *ttl],
         )  # fmt: skip
 
     def draw_join(self, room: str, draw: str, user: str, name: str) -> Call:

@@ -8,6 +8,7 @@ import msgpack
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import DrawClaim, DrawRecord
+from liveroom.broker.calls import Idem
 from liveroom.broker.expiry_ops import ExpiryOps
 from liveroom.broker.topology import bounded
 from liveroom.errors import DRAW_OPEN, refusal
@@ -17,17 +18,22 @@ class DrawsOps(ExpiryOps):
     # -- lucky draws -----------------------------------------------------------------------
 
     async def draw_start(
-        self, room: str, draw: str, body: bytes, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool
-    ) -> tuple[int, str]:
-        """(seq, epoch); refused `draw_open`. Indexed as due first (a cluster's index is in
-        another slot than the room: no script can write both), unindexed if refused."""
+        self, room: str, draw: str, body: bytes, info: bytes, seed_hex: str, keyword: str, ends_at: int, exclude: bool,
+        idem: Idem = None,
+    ) -> tuple[int, str, str]:  # fmt: skip
+        """(seq, epoch, draw id); refused `draw_open`. Indexed as due first (a cluster's index
+        is in another slot than the room: no script can write both), unindexed if refused or
+        if a repeated idempotency key `idem` (user, key) answered the first call's draw."""
         member = f"{room} {draw}"
         await bounded(self._cmd(room).zadd(K.DRAWS_DUE, {member: ends_at}), self._timeout)
-        seq, epoch = await self._run(self.calls.draw_start(room, body, draw, info, seed_hex, keyword, ends_at, exclude))
-        if int(seq) < 0:
+        out = await self._run(self.calls.draw_start(room, body, draw, info, seed_hex, keyword, ends_at, exclude, idem))
+        if int(out[0]) < 0:
             await bounded(self._cmd(room).zrem(K.DRAWS_DUE, member), self._timeout)
             raise refusal(DRAW_OPEN)
-        return int(seq), epoch.decode()
+        first = out[2].decode()
+        if first != draw:
+            await bounded(self._cmd(room).zrem(K.DRAWS_DUE, member), self._timeout)
+        return int(out[0]), out[1].decode(), first
 
     async def draw_join(self, room: str, draw: str, user: str, name: str) -> bool:
         """True when the user entered now, False when already in; refusals raised."""

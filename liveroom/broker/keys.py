@@ -80,6 +80,16 @@ class RoomKeys:
         """HASH idempotency field -> the first answer to a buy with that key."""
         return f"{PREFIX}:{{{self.room}}}:idem:{sale}"
 
+    @property
+    def like_flushes(self) -> str:
+        """HASH hub id -> the id of its last likes flush counted (room_like.lua), with a TTL."""
+        return f"{PREFIX}:{{{self.room}}}:lf"
+
+    def op_key(self, op: str, user: str, key: str) -> str:
+        """STRING: the first answer to `op` with a client's idempotency key (lib_idem.lua),
+        with a TTL. The user's id is length-prefixed: no (user, key) pair reads as another."""
+        return f"{PREFIX}:{{{self.room}}}:ik:{op}:{len(user)}:{user}{key}"
+
     def rate(self, user: str) -> str:
         """HASH t (tokens), s (stamp ms): one user's comment allowance in the room, all hubs."""
         return f"{PREFIX}:{{{self.room}}}:rate:{user}"
@@ -125,6 +135,8 @@ def room_keys(room: str) -> RoomKeys:
 # consumer group (XREADGROUP). A Redis Cluster cannot append to one stream from scripts of
 # rooms in other slots, so there each room has its own stream (room_orders_stream).
 SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
+# SCAN pattern of the rooms' orders streams on a cluster (`{` and `}` are not glob syntax)
+ROOM_ORDERS_STREAMS = f"{PREFIX}:{{*}}:orders:stream"
 # Before due-order indexing: SET of rooms that had a sale, per shard. No longer written; a
 # reaper round moves what an older version left there into ORDERS_DUE, then deletes it.
 SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
@@ -150,11 +162,17 @@ SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
 
 
 # ZSET room -> ms it was last seen becoming over (last viewer gone, sale closed, order
-# settled (seen by the order reaper), draw closed, session ended), per shard (cluster: one key): what the room sweepers
-# poll. A room still over room.ttl_s after its entry is deleted whole (room_drop.lua).
+# settled (seen by the order reaper), draw closed, session ended), per shard (cluster: one
+# key): what the room sweepers poll. A room still over room.ttl_s after its entry is
+# deleted whole (room_drop.lua).
 ROOMS_IDLE = f"{PREFIX}:{{rooms}}:idle"
 # short lock so that one hub at a time sweeps a shard
 SWEEP_LOCK = f"{PREFIX}:{{rooms}}:sweeper"
+
+
+def probe_prefix(hub_id: str) -> str:
+    """Pub/sub channels only this hub subscribes: its listeners' liveness probes (no room)."""
+    return f"{PREFIX}:probe:{hub_id}"
 
 
 def room_of_channel(channel: bytes | str) -> str:

@@ -7,12 +7,21 @@ After a reconnect redis-py subscribes the channels again; a gap in a room's seq 
 from the room's history by the hub. A listener that cannot reconnect says so (`on_unreachable`):
 on a cluster its node may be dead for good, its slots served by a promoted replica, and the
 broker moves its rooms there.
+
+A socket can also go half-open: the connection looks up, nothing arrives (a NAT or a
+firewall forgot it, a peer vanished without a FIN). redis-py's health check sends PING
+but does not wait for the answer, so it would never notice. So the listener checks
+liveness itself: every `probe_interval` it PUBLISHes a probe to a channel only it
+subscribes (over a separate connection); if no probe has come back for `probe_timeout`,
+it drops the pub/sub connection, connects again and resubscribes, and the hub repairs its
+rooms from history (`on_reconnect`), as after any reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 import redis.asyncio as aioredis
@@ -26,7 +35,11 @@ MessageHandler = Callable[[bytes, bytes], None]  # (channel, data)
 
 
 class ShardListener:
-    def __init__(self, client: aioredis.Redis, on_message: MessageHandler, *, sharded: bool, name: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, on_message: MessageHandler, *, sharded: bool, name: str, probe: str = "",
+        probe_interval: float = 1.0, probe_timeout: float = 3.0,
+    ) -> None:  # fmt: skip
+        """`probe`: this listener's own probe channel ("" no liveness probe)."""
         self._client = client
         self._pubsub = client.pubsub()
         self._on_message = on_message
@@ -46,9 +59,20 @@ class ShardListener:
         self._wanted: set[bytes] = set()
         self.on_moved: Callable[[bytes], None] | None = None
         self.on_unreachable: Callable[[], None] | None = None
+        # liveness: a probe published to `probe` must come back on this connection
+        self._probe = probe
+        self._probe_key = probe.encode()
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._echo_at = time.monotonic()  # the last probe back (or the last (re)connect)
+        self._stale = False  # no probe back in time: _run drops the connection
+        self._prober: asyncio.Task[None] | None = None
+        self.probes_missed = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listener:{self.name}")
+        if self._probe and self._probe_interval > 0:
+            self._prober = asyncio.create_task(self._probe_loop(), name=f"probe:{self.name}")
 
     async def subscribe(self, channel: str, timeout: float) -> None:
         """Subscribe and wait for Redis to confirm, so no message after this is missed."""
@@ -59,6 +83,10 @@ class ShardListener:
             self._waiting[key] = fut
         self._wanted.add(key)
         async with self._sending:
+            if self._probe and self._probe_key not in self._pubsub.channels:
+                # a plain channel, also on a cluster node: PUBLISH to that node reaches it
+                await self._pubsub.subscribe(self._probe)
+                self._echo_at = time.monotonic()
             if self._sharded:
                 await self._pubsub.ssubscribe(channel)
             else:
@@ -88,6 +116,28 @@ class ShardListener:
             else:
                 await self._pubsub.unsubscribe(channel)
 
+    async def _probe_loop(self) -> None:
+        """Publish a probe every probe_interval while rooms are listened to; flag the
+        connection stale when none has come back for probe_timeout."""
+        sent = 0
+        while not self._closed:
+            await asyncio.sleep(self._probe_interval)
+            if not self._wanted or self._probe_key not in self._pubsub.channels:
+                self._echo_at = time.monotonic()  # nothing to watch yet: the clock starts now
+                continue
+            if time.monotonic() - self._echo_at > self._probe_timeout and not self._stale:
+                self.probes_missed += 1
+                log.warning(
+                    "pub/sub %s: no probe back for %.1f s; dropping the connection", self.name, self._probe_timeout
+                )
+                self._stale = True
+                continue
+            sent += 1
+            try:  # over a pooled connection, not the one being checked
+                await asyncio.wait_for(self._client.publish(self._probe, str(sent)), self._probe_interval)
+            except (RedisError, OSError, asyncio.TimeoutError):
+                pass  # unreachable: the missing echo says so
+
     async def _run(self) -> None:
         failures = 0  # reconnects failed in a row
         while not self._closed:
@@ -96,6 +146,12 @@ class ShardListener:
                 await self._active.wait()
                 continue
             try:
+                if self._stale:
+                    self._stale = False
+                    conn = self._pubsub.connection
+                    if conn is not None:
+                        await conn.disconnect(nowait=True)
+                    raise RedisConnectionError("pub/sub probe not echoed in time")
                 msg = await self._pubsub.get_message(timeout=1.0)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if self._closed:
@@ -115,6 +171,7 @@ class ShardListener:
                         self.on_unreachable()
                     continue
                 failures = 0
+                self._echo_at = time.monotonic()
                 if self.on_reconnect is not None:
                     self.on_reconnect()
                 continue
@@ -124,7 +181,9 @@ class ShardListener:
             if msg is None:
                 continue
             kind = msg["type"]
-            if kind in ("message", "smessage"):
+            if kind == "message" and msg["channel"] == self._probe_key:
+                self._echo_at = time.monotonic()  # the connection is alive
+            elif kind in ("message", "smessage"):
                 try:
                     self._on_message(msg["channel"], msg["data"])
                 except Exception:  # one bad message must not stop the room's other events
@@ -147,6 +206,8 @@ class ShardListener:
     async def close(self) -> None:
         self._closed = True
         self._active.set()
+        if self._prober is not None:
+            self._prober.cancel()
         if self._task is not None:
             self._task.cancel()
             try:

@@ -16,7 +16,7 @@ import msgpack
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import Beat, BrokerEvents, RoomState
-from liveroom.broker.calls import Calls
+from liveroom.broker.calls import Calls, Idem
 from liveroom.broker.draws_ops import DrawsOps
 from liveroom.broker.moderation_ops import ModerationOps, muted_refusal
 from liveroom.broker.sales_ops import SalesOps
@@ -43,6 +43,7 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         self.calls = Calls(pubcmd, self.topology.orders_stream, history_len, hub_id)
         self.scripts = Scripts()
         self._subs: Subscriptions | None = None
+        self._probe = (cfg.probe_interval_ms / 1000, cfg.probe_timeout_ms / 1000)
 
     async def start(self, events: BrokerEvents) -> None:
         await self.topology.start()
@@ -52,7 +53,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
             if msg is not None:
                 events.on_message(K.room_of_channel(channel), msg)
 
-        self._subs = Subscriptions(self.topology, self._timeout, deliver, events.on_reconnect)
+        self._subs = Subscriptions(
+            self.topology, self._timeout, deliver, events.on_reconnect,
+            K.probe_prefix(self.hub_id) if self._probe[0] > 0 else "", *self._probe,
+        )  # fmt: skip
 
     async def close(self) -> None:
         if self._subs is not None:
@@ -110,11 +114,12 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         return [(int(entry_id.split(b"-", 1)[0]), fields[b"e"]) for entry_id, fields in entries]
 
     async def publish_comment(
-        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = ""
+        self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = "", key: str = ""
     ) -> tuple[int, str]:
         """(seq, epoch); refused `muted` or `rate_limited` (the allowance over all hubs).
-        `norm` (the normalised text) lets the comment enter an open keyword draw."""
-        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst, norm, name))
+        `norm` (the normalised text) lets the comment enter an open keyword draw. `key`: the
+        client's idempotency key: a retry gets the first answer and publishes nothing."""
+        seq, epoch = await self._run(self.calls.room_comment(room, body, user, rate, burst, norm, name, key))
         if seq == -1:
             until = int(epoch)
             raise muted_refusal(until)
@@ -122,13 +127,17 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
             raise refusal(RATE_LIMITED)
         return int(seq), epoch.decode()
 
-    async def publish_event(self, room: str, body: bytes, meta_field: str = "", value: bytes = b"") -> tuple[int, str]:
-        seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value))
+    async def publish_event(
+        self, room: str, body: bytes, meta_field: str = "", value: bytes = b"", op: str = "", idem: Idem = None
+    ) -> tuple[int, str]:
+        """`op`, `idem`: the op and (user, key) of a client's idempotency key (see room_comment)."""
+        seq, epoch = await self._run(self.calls.room_publish(room, body, meta_field, value, op, idem))
         return int(seq), epoch.decode()
 
-    async def add_likes(self, room: str, n: int) -> tuple[int, list[str]]:
-        """(the room's total, ids of the milestones it crossed that start a draw)."""
-        total, draws = await self._run(self.calls.room_like(room, n))
+    async def add_likes(self, room: str, n: int, flush: str = "") -> tuple[int, list[str]]:
+        """(the room's total, ids of the milestones it crossed that start a draw). `flush`:
+        this hub's id for these taps; sent again after a timeout, they are not added twice."""
+        total, draws = await self._run(self.calls.room_like(room, n, flush))
         return int(total), [d.decode() for d in draws]
 
     async def mute(self, room: str, user: str, until_ms: int | None) -> None:

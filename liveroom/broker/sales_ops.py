@@ -9,6 +9,7 @@ from typing import Any
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import SaleRecord
+from liveroom.broker.calls import Idem
 from liveroom.broker.expiry_ops import ExpiryOps
 from liveroom.broker.topology import bounded
 from liveroom.broker.wire import sale_records
@@ -23,11 +24,17 @@ class SalesOps(ExpiryOps):
     def orders_stream(self, room: str) -> str:
         return self.topology.orders_stream(room)
 
-    async def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes) -> tuple[int, str]:
-        # indexed first: the order reaper must know every sale that can take an order
+    async def sale_create(
+        self, room: str, sale: str, info: bytes, stock: int, body: bytes, idem: Idem = None
+    ) -> tuple[int, str, str]:
+        """(seq, epoch, sale id): with a repeated idempotency key `idem` (user, key), the
+        first call's, and nothing is created."""
+        # indexed first: the order reaper must know every sale that can take an order (a
+        # replayed create leaves an entry for a sale id never created: the reaper drops it
+        # after SALE_GRACE_MS)
         await bounded(self._cmd(room).zadd(K.ORDERS_DUE, {f"{room} {sale}": int(time.time() * 1000)}), self._timeout)
-        seq, epoch = await self._run(self.calls.sale_create(room, sale, info, stock, body))
-        return int(seq), epoch.decode()
+        seq, epoch, sid = await self._run(self.calls.sale_create(room, sale, info, stock, body, idem))
+        return int(seq), epoch.decode(), sid.decode()
 
     async def sale_close(self, room: str, sale: str, body: bytes) -> int:
         """The event's seq; refused `no_such_sale`."""

@@ -28,9 +28,12 @@ FOLLOW_ATTEMPTS = 20  # 0.5 s apart: a slot move or failover settles well within
 
 class Subscriptions:
     def __init__(
-        self, topology: Topology, timeout: float, deliver: MessageHandler, on_reconnect: Callable[[list[str]], None]
-    ) -> None:
+        self, topology: Topology, timeout: float, deliver: MessageHandler, on_reconnect: Callable[[list[str]], None],
+        probe_prefix: str = "", probe_interval: float = 1.0, probe_timeout: float = 3.0,
+    ) -> None:  # fmt: skip
+        """`probe_prefix`: this hub's probe channels start with it ("" no liveness probe)."""
         self.topology = topology
+        self._probe = (probe_prefix, probe_interval, probe_timeout)
         self.timeout = timeout
         self._deliver = deliver
         self._on_reconnect = on_reconnect
@@ -68,7 +71,11 @@ class Subscriptions:
         name, url = self.topology.node(room)
         listener = self._listeners.get(name)
         if listener is None:
-            listener = ShardListener(pubsub_client(url, self.timeout), self._deliver, sharded=self.topology.sharded, name=name)
+            prefix, interval, timeout = self._probe
+            listener = ShardListener(
+                pubsub_client(url, self.timeout), self._deliver, sharded=self.topology.sharded, name=name,
+                probe=f"{prefix}:{name}" if prefix else "", probe_interval=interval, probe_timeout=timeout,
+            )  # fmt: skip
             listener.on_reconnect = lambda n=name: self._reconnected(n)
             if self.topology.follows_slots:
                 listener.on_moved = self._channel_moved

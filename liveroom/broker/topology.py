@@ -65,6 +65,19 @@ def pool(url: str, timeout: float, **node: Any) -> aioredis.BlockingConnectionPo
     return p
 
 
+def cluster_client(seeds: tuple[str, ...], timeout: float, socket_timeout: float | None = None) -> RedisCluster:
+    """A cluster client (not yet initialized). The first seed gives credentials and TLS;
+    every seed is a startup node, so a process comes up while any one of them is down."""
+    first, *others = seeds
+    nodes = [urlparse(u) for u in others]
+    return RedisCluster.from_url(
+        first,
+        startup_nodes=[ClusterNode(u.hostname or "127.0.0.1", u.port or 6379) for u in nodes],
+        socket_timeout=timeout if socket_timeout is None else socket_timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
 def pubsub_client(url: str, timeout: float) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), health_check_interval=5)
 
@@ -164,16 +177,7 @@ class Cluster:
         return self.client_
 
     async def start(self) -> None:
-        # the first seed gives credentials and TLS; every seed is a startup node, so the
-        # hub comes up while any one of them is down
-        first, *others = self.seeds
-        nodes = [urlparse(u) for u in others]
-        self.client_ = RedisCluster.from_url(
-            first,
-            startup_nodes=[ClusterNode(u.hostname or "127.0.0.1", u.port or 6379) for u in nodes],
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-        )
+        self.client_ = cluster_client(self.seeds, self.timeout)
         await self.client_.initialize()
 
     async def close(self) -> None:

@@ -152,10 +152,10 @@ class Draws:
         keyword = normalise(op.keyword) if op.mode == "keyword" else ""
         if op.mode == "keyword" and not keyword:
             raise ReplyError(BAD_FIELD, "keyword: required for mode keyword")
-        seq, _ = await self.broker.draw_start(
+        seq, _, draw = await self.broker.draw_start(
             s.room, draw, events.pack(events.draw_started(info)), msgpack.packb(info), seed.hex(), keyword,
-            ends_at, op.exclude_winners,
-        )  # fmt: skip
+            ends_at, op.exclude_winners, (s.identity.id, op.key),
+        )  # fmt: skip  # a repeated idempotency key: the first call's draw, nothing started
         return {"draw": draw, "seq": seq}
 
     async def join(self, s: Session, op: F.JoinDraw) -> None:

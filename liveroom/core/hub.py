@@ -218,7 +218,7 @@ class Hub:
                 log.exception("tick failed")
 
     def tick(self) -> None:
-        if any(r.local_likes for r in self.rooms.values()):
+        if any(r.local_likes or r.likes_flush for r in self.rooms.values()):
             self.spawn(likes.flush(self.broker, list(self.rooms.values()), self._dirty.add, self._milestone_draws))
         if not self._stopping:
             self.presence.tick()

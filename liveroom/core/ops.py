@@ -93,7 +93,7 @@ class Ops:
         # the normalised text lets room_comment.lua enter the author in an open keyword draw
         seq, _ = await self.broker.publish_comment(
             s.room, events.pack(event), s.identity.id, room.comment_rate, room.comment_burst,
-            normalise(text), s.identity.name,
+            normalise(text), s.identity.name, op.key,
         )  # fmt: skip
         return {"seq": seq}
 
@@ -103,12 +103,14 @@ class Ops:
 
     async def pin(self, s: Session, op: F.Pin) -> Result:
         value = msgpack.packb(op.product) if op.product is not None else b""
-        seq, _ = await self.broker.publish_event(s.room, events.pack(events.pin(op.product)), "pinned", value)
+        seq, _ = await self.broker.publish_event(
+            s.room, events.pack(events.pin(op.product)), "pinned", value, "pin", (s.identity.id, op.key)
+        )
         return {"seq": seq}
 
     async def notice(self, s: Session, op: F.Notice) -> Result:
         text = clean_text(op.text, 2000)
-        seq, _ = await self.broker.publish_event(s.room, events.pack(events.notice(text)))
+        seq, _ = await self.broker.publish_event(s.room, events.pack(events.notice(text)), op="notice", idem=(s.identity.id, op.key))
         return {"seq": seq}
 
     async def mute(self, s: Session, op: F.Mute) -> Result:

@@ -49,6 +49,10 @@ class Room:
     likes: int = 0
     likes_dirty: bool = False
     local_likes: int = 0  # taps on this hub not yet added to Redis
+    # a flush of taps not yet acknowledged (flush id, taps): re-sent as it is until Redis
+    # answers, so a flush that timed out but ran is not counted twice (core/likes.py)
+    likes_flush: tuple[str, int] | None = None
+    likes_busy: bool = False  # a flush of this room is in flight
     online: int = 0  # latest count from Redis
     online_sent: int = -1  # what viewers were last sent, and when
     online_at: float = 0.0

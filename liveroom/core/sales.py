@@ -118,7 +118,9 @@ class Sales:
             "ends_at": op.ends_at,
         }
         view = sale_view(SaleRecord(sale, info, op.stock, "open"), now)
-        seq, _ = await self.broker.sale_create(s.room, sale, msgpack.packb(info), op.stock, events.pack(events.sale(view)))
+        seq, _, sale = await self.broker.sale_create(
+            s.room, sale, msgpack.packb(info), op.stock, events.pack(events.sale(view)), (s.identity.id, op.key)
+        )  # a repeated idempotency key: the first call's sale, nothing created
         return {"sale": sale, "seq": seq}
 
     async def close(self, s: Session, op: F.SaleClose) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 -- draw_start.lua: open a lucky draw in a room: stored and announced in one atomic step.
 -- include: lib_publish.lua
 -- include: lib_session.lua
+-- include: lib_idem.lua
 -- KEYS[1] draws  KEYS[2] entrants (of the open draw)  KEYS[3] meta  KEYS[4] hist
 -- KEYS[5] live (optional: the draw counts in the live session's `draws`)
 -- The draw records the live session (`<draw>:sess`, '' for none): exclude_winners leaves out
@@ -9,7 +10,13 @@
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack `draw_started` without seq)
 -- ARGV[4] epoch candidate  ARGV[5] maxlen  ARGV[6] draw id  ARGV[7] info (msgpack public map)
 -- ARGV[8] seed (hex)  ARGV[9] normalised keyword  ARGV[10] ends_at ms  ARGV[11] exclude (0|1)
--- returns {seq, epoch}, or {-1, 'draw_open'} while another draw of the room is not closed
+-- KEYS[6] idempotency key (optional; ARGV[12] its TTL ms, lib_idem.lua)
+-- returns {seq, epoch, draw id}, or {-1, 'draw_open'} while another draw of the room is not
+-- closed; with a repeated idempotency key the first call's answer (its draw id), nothing written
+local kept = idem_replay(KEYS[6])
+if kept then
+  return kept
+end
 local open = redis.call('HGET', KEYS[1], 'open')
 if open and redis.call('HGET', KEYS[1], open .. ':status') ~= 'closed' then
   return {-1, 'draw_open'}
@@ -23,4 +30,5 @@ redis.call('HSET', KEYS[1], 'open', id, id .. ':info', ARGV[7], id .. ':seed', A
   id .. ':ends', ARGV[10], id .. ':excl', ARGV[11], id .. ':status', 'open',
   id .. ':sess', redis.call('HGET', KEYS[3], 'live') or '')
 session_add(KEYS[3], KEYS[5], 'draws', 1, nil)
-return publish_durable(KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+local out = publish_durable(KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return idem_keep(KEYS[6], ARGV[12], {out[1], out[2], id})

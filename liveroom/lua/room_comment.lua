@@ -1,6 +1,7 @@
 -- room_comment.lua: a viewer's comment, refused if the user is muted or too fast.
 -- include: lib_publish.lua
 -- include: lib_session.lua
+-- include: lib_idem.lua
 -- KEYS[1] meta  KEYS[2] hist  KEYS[3] mutes  KEYS[4] the user's rate bucket in this room
 -- ARGV[1] pubcmd  ARGV[2] channel  ARGV[3] body (msgpack event without seq)
 -- ARGV[4] epoch candidate  ARGV[5] history maxlen  ARGV[6] user id
@@ -10,9 +11,15 @@
 -- that contains the open keyword draw's (normalised) keyword enters its author, in the
 -- same atomic step as the comment (a plain substring find: Python normalised both).
 -- Live session (optional, KEYS[9] live): counts the comment in the live session's figures.
+-- Idempotency (optional, KEYS[10], ARGV[11] its TTL ms; lib_idem.lua): a retry with the same
+-- key answers the first {seq, epoch} and publishes nothing.
 -- returns {seq, epoch}, {-1, muted_until_ms} (-1 = forever) when the user is muted, or
 -- {-2, 0} when the user is over the rate (counted over all hubs: a user with sockets on
 -- several hubs gets one allowance, not one per hub)
+local kept = idem_replay(KEYS[10])
+if kept then
+  return kept
+end
 local muted = redis.call('HGET', KEYS[3], ARGV[6])
 if muted then
   muted = tonumber(muted)
@@ -52,4 +59,4 @@ if KEYS[5] and ARGV[9] ~= '' then
     end
   end
 end
-return publish_durable(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return idem_keep(KEYS[10], ARGV[11], publish_durable(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]))

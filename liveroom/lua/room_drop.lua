@@ -11,6 +11,9 @@
 -- room's hash tag, so they are on this node.
 -- Hubs whose heartbeat has expired (killed, cut off) are reaped first, as presence_reap.lua
 -- does, so a room whose only hub died is not held by the viewers it had.
+-- A room's own orders stream (a cluster: the KEYS entry ending `:orders:stream`) that a
+-- consumer group has not read to its end, or holds entries of unacknowledged, keeps the
+-- room (the shop, or the webhooks, still need them).
 -- returns 1 (deleted) or 0 (not over: nothing else touched)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,6 +37,22 @@ end
 local open = redis.call('HGET', KEYS[6], 'open')
 if open and redis.call('HGET', KEYS[6], open .. ':status') ~= 'closed' then
   return 0
+end
+for i = 9, #KEYS do
+  if string.sub(KEYS[i], -14) == ':orders:stream' and redis.call('EXISTS', KEYS[i]) == 1 then
+    local last = nil
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+      local f = {}
+      for j = 1, #g, 2 do f[g[j]] = g[j + 1] end
+      if not last then
+        local info = redis.call('XINFO', 'STREAM', KEYS[i])
+        for j = 1, #info, 2 do
+          if info[j] == 'last-generated-id' then last = info[j + 1] end
+        end
+      end
+      if tonumber(f['pending']) > 0 or f['last-delivered-id'] ~= last then return 0 end
+    end
+  end
 end
 local sales = {}
 for _, f in ipairs(redis.call('HKEYS', KEYS[5])) do

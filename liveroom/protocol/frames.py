@@ -115,6 +115,7 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Comment:
     text: str
+    key: str = ""  # a client idempotency key: a retry with the same key is answered as the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +138,13 @@ class JoinDraw:
 @dataclass(frozen=True, slots=True)
 class Pin:
     product: dict[str, Any] | None
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
     text: str
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ class SaleCreate:
     limit: int
     starts_at: int
     ends_at: int
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,7 @@ class DrawStart:
     keyword: str
     duration_s: int
     exclude_winners: bool = False  # users who already won a draw in this room don't enter
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +264,11 @@ def _int(m: dict[str, Any], key: str, lo: int, hi: int, *, required: bool = True
     return v
 
 
+def _key(m: dict[str, Any]) -> str:
+    """The optional client idempotency `key` of an op that publishes ("" none)."""
+    return _str(m, "key", max_len=128, required=False)
+
+
 def _id(m: dict[str, Any], key: str) -> str:
     v = _str(m, key, max_len=64)
     if not ID_RE.match(v):
@@ -281,7 +291,7 @@ def _ping(m: dict[str, Any]) -> Ping:
 
 
 def _comment(m: dict[str, Any]) -> Comment:
-    return Comment(_str(m, "text"))
+    return Comment(_str(m, "text"), _key(m))
 
 
 def _like(m: dict[str, Any]) -> Like:
@@ -297,11 +307,11 @@ def _join_draw(m: dict[str, Any]) -> JoinDraw:
 
 
 def _pin(m: dict[str, Any]) -> Pin:
-    return Pin(_product(m))
+    return Pin(_product(m), _key(m))
 
 
 def _notice(m: dict[str, Any]) -> Notice:
-    return Notice(_str(m, "text", max_len=2000))
+    return Notice(_str(m, "text", max_len=2000), _key(m))
 
 
 def _sale_create(m: dict[str, Any]) -> SaleCreate:
@@ -313,6 +323,7 @@ def _sale_create(m: dict[str, Any]) -> SaleCreate:
         limit=_int(m, "limit", 1, MAX_STOCK),
         starts_at=_int(m, "starts_at", 0, MAX_INT, required=False, default=0),
         ends_at=_int(m, "ends_at", 0, MAX_INT, required=False, default=0),
+        key=_key(m),
     )
     if op.price * op.limit >= MAX_INT:
         raise ReplyError(BAD_FIELD, "price x limit: must be below 2^53")
@@ -345,6 +356,7 @@ def _draw_start(m: dict[str, Any]) -> DrawStart:
         keyword=keyword,
         duration_s=_int(m, "duration_s", 1, 24 * 3600, required=False, default=60),
         exclude_winners=_flag(m, "exclude_winners"),
+        key=_key(m),
     )
 
 

@@ -24,6 +24,7 @@ from liveroom.core.ops import Ops
 from liveroom.core.sales import Sales
 from liveroom.metrics import Metrics
 from liveroom.web.http import HttpApi
+from liveroom.web.pages import Pages
 from liveroom.web.takeover import check_aiohttp
 from liveroom.web.ws import WsEndpoint
 
@@ -64,6 +65,7 @@ def build_app(cfg: Config) -> web.Application:
     app.router.add_get("/ws", ws.handle)
     app.router.add_routes(api.routes(internal=not cfg.server.internal_port))
     app[API] = api
+    app.router.add_routes(Pages(cfg).routes())  # /demo, /console, /static, /dev/token (when on)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await broker.start(hub.broker_events)

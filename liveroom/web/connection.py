@@ -18,7 +18,10 @@ write needs no lock. The transport's write buffer is the outbox; its size bounds
 connection may hold. Above `outbox_bytes` the connection is slow: frames with only comments
 and latest-value counters are skipped for it (the next tick carries fresh counters),
 essential frames still go; above four times that it gets `bye slow` and may reconnect and
-resume from history. A slow phone costs the room nothing but a skip.
+resume from history. A slow phone costs the room nothing but a skip. Pongs and pings go
+through the same check as a skippable frame. What every socket holds counts against the
+hub-wide budget too (web/outbox.py): `held` is the buffer size seen at the last write, and
+the hub's total moves only when it changed.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Connection(asyncio.Protocol):
         "session",
         "ip",
         "outbox_bytes",
+        "held",
         "state",
         "ready",
         "reader",
@@ -92,6 +96,7 @@ class Connection(asyncio.Protocol):
         self.session = session
         self.ip = ip
         self.outbox_bytes = lim.outbox_bytes
+        self.held = 0  # bytes in the write buffer when last seen (the hub's total counts them)
         self.state = OPEN  # anything else: nothing more is sent or run
         self.ready = False  # joined the room (hub.leave is owed): queued frames may run
         self.reader = FrameReader(lim.max_frame_bytes, bool(deflate_wbits))
@@ -115,6 +120,8 @@ class Connection(asyncio.Protocol):
         if t.is_closing():
             return
         buffered = t.get_write_buffer_size()
+        if buffered != self.held:  # a socket that keeps up holds 0: nothing to count
+            self._held(buffered)
         if buffered > self.outbox_bytes:
             if buffered > SLOW_FACTOR * self.outbox_bytes:
                 self.kick("slow")
@@ -123,6 +130,10 @@ class Connection(asyncio.Protocol):
                 self.endpoint.metrics.slow_skips.inc()
                 return
         t.write(data)
+
+    def _held(self, n: int) -> None:
+        self.held = n
+        self.endpoint.outbox.moved(self, n)
 
     def send_obj(self, obj: Any) -> None:
         """A one-off frame (reply, error, pong): always essential."""
@@ -134,22 +145,26 @@ class Connection(asyncio.Protocol):
         if self.state == OPEN:
             asyncio.get_running_loop().call_soon(self.bye, reason)
 
-    def bye(self, reason: str) -> None:
+    def bye(self, reason: str, retry_ms: int | None = None) -> None:
         """The last frame this socket gets: `bye`, then a close frame with the reason's code.
         The peer has CLOSE_WAIT_S to answer the close, then the socket is aborted (a slow
-        peer may never read it: do not hold its buffer hostage)."""
+        peer may never read it: do not hold its buffer hostage). `retry_ms`: when to
+        reconnect (Redis did not answer: clients back off instead of hammering)."""
         if self.state != OPEN or self.transport.is_closing():
             return
         close_code, reconnect = BYE.get(reason, (1011, True))
         self.endpoint.metrics.byes.labels(reason).inc()
+        msg: dict[str, Any] = {"t": "bye", "reason": reason, "reconnect": reconnect}
+        if retry_ms is not None:
+            msg["retry_ms"] = retry_ms
         # written past the outbox limit on purpose
-        last = frame({"t": "bye", "reason": reason, "reconnect": reconnect}, self.codec)
+        last = frame(msg, self.codec)
         self._close(close_code, reason.encode(), last)
 
     def ping(self) -> None:
-        """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life."""
-        if self.state == OPEN and not self.transport.is_closing():
-            self.transport.write(PING_FRAME)
+        """A WebSocket ping (the heartbeat sweep, web/ws.py): any answer counts as life.
+        Skipped for a slow socket, like any frame that can wait."""
+        self.send(PING_FRAME, False)
 
     def _close(self, code: int | None, reason: bytes = b"", before: bytes = b"") -> None:
         """Send our close frame (after `before`); from now on nothing else is sent or run.
@@ -159,6 +174,8 @@ class Connection(asyncio.Protocol):
         if self.state != OPEN:
             return  # ours is already written, or the socket is gone
         self.state = CLOSING
+        if self.held:
+            self._held(0)  # its buffer goes with the socket within CLOSE_WAIT_S
         t = self.transport
         if not t.is_closing():
             t.write(before + close_frame(code, reason))
@@ -183,6 +200,8 @@ class Connection(asyncio.Protocol):
         if self.state == LOST:
             return
         self.state = LOST
+        if self.held:
+            self._held(0)
         self.reader.discard()
         if self.closer is not None:
             self.closer.cancel()
@@ -190,10 +209,15 @@ class Connection(asyncio.Protocol):
         self.endpoint.release(self)
 
     def pause_writing(self) -> None:
-        """The write buffer is the outbox: `send` looks at its size, nothing waits on it."""
+        """The write buffer is the outbox: `send` looks at its size, nothing waits on it.
+        Past the transport's high-water mark: the hub's total learns the size now."""
+        if self.state == OPEN:
+            self._held(self.transport.get_write_buffer_size())
 
     def resume_writing(self) -> None:
-        pass
+        """Drained below the low-water mark: the hub's total learns it without a write."""
+        if self.state == OPEN and self.held:
+            self._held(self.transport.get_write_buffer_size())
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes itself
@@ -223,8 +247,9 @@ class Connection(asyncio.Protocol):
                 if self.state == OPEN:  # once we are closing, data is no longer read
                     self.endpoint.on_message(self, ev)  # type: ignore[arg-type]  # bytes or str
             elif isinstance(ev, Ping):
-                if self.state == OPEN and self._control_allowed() and not self.transport.is_closing():
-                    self.transport.write(ws_frame(ev.payload, OP_PONG))
+                if self.state == OPEN and self._control_allowed():
+                    # bounded like any frame that can wait: a slow socket's pongs are skipped
+                    self.send(ws_frame(ev.payload, OP_PONG), False)
             elif isinstance(ev, Pong):
                 if self.state == OPEN:
                     self._control_allowed()  # and it counts as life (last_rx)

@@ -29,6 +29,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ROOM_FIELDS = {"title": 128, "description": 1000}
 
 
+# host ops over HTTP that take an `Idempotency-Key` header (the WebSocket ops' `key` field)
+IDEMPOTENT_OPS = frozenset({"notice", "pin", "sale_create", "draw_start"})
+
+
 def error_response(code: str, message: str, status: int) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -157,7 +161,11 @@ class HttpApi:
 
     def op_from_body(self, kind: str) -> Callable[[web.Request, Session], Awaitable[Any]]:
         async def run(request: web.Request, session: Session) -> Any:
-            op = F.parse_body(kind, await self.body(request))
+            body = await self.body(request)
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and kind in IDEMPOTENT_OPS:
+                body["key"] = key  # as the op's `key` field: a retry is answered as the first call
+            op = F.parse_body(kind, body)
             return await self.ops.handle(session, op)
 
         return run

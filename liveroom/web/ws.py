@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import resource
 import socket
@@ -47,6 +48,7 @@ from liveroom.metrics import Metrics
 from liveroom.protocol import frames as F
 from liveroom.protocol.codec import Codec, decode, frame
 from liveroom.web.connection import LOST, Connection
+from liveroom.web.outbox import HubOutbox
 from liveroom.web.takeover import Detached, HandshakeError, detach, handshake
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,15 @@ class WsEndpoint:
         self._resumes: dict[str, tuple[float, float]] = {}  # ip -> (tokens, stamp): resume joins
         self._likes: dict[Connection, tuple[float, float]] = {}  # only sockets that tap have one
         self.max_connections = min(cfg.limits.max_connections, fd_budget())
+        # bytes waiting for all the sockets: past limits.hub_outbox_bytes, the most behind go
+        self.outbox = HubOutbox(cfg.limits.hub_outbox_bytes, lambda conn: conn.bye("slow"))
         self._sweeper: asyncio.Task[None] | None = None
+
+    def retry_ms(self) -> int:
+        """When a client refused for want of Redis should try again: limits.retry_ms to twice
+        that, at random, so that a room's viewers do not all come back in the same instant."""
+        base = self.cfg.limits.retry_ms
+        return base + random.randrange(base + 1)
 
     def client_ip(self, request: web.Request) -> str:
         """Behind our proxies (trust_forwarded), the address the outermost of them saw:
@@ -180,7 +190,7 @@ class WsEndpoint:
         try:
             exists, banned = await self.hub.broker.admit(session.room, user)
         except Unavailable:
-            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly") from None
+            raise Refused(UNAVAILABLE, "the room's data store did not answer; retry shortly", self.retry_ms()) from None
         if not exists and not self.cfg.room.implicit_rooms:
             raise Refused(NO_SUCH_ROOM, "no such room")
         if banned is not None and (banned < 0 or banned > time.time() * 1000):
@@ -196,7 +206,7 @@ class WsEndpoint:
             await self._room_entry(session)
         except Refused as exc:
             self.metrics.refused.labels(exc.code).inc()
-            return web.json_response(exc.as_body(), status=exc.status)
+            return web.json_response(exc.as_body(), status=exc.status, headers=exc.headers())
         ip = self.client_ip(request)
         limit = self.cfg.limits.max_conn_per_ip
         anon_limit = self.cfg.limits.max_anon_per_ip
@@ -245,7 +255,7 @@ class WsEndpoint:
             await self.hub.join(conn, session.room, user, since, epoch)
         except Unavailable as exc:
             conn.send_obj({"t": "error", "error": exc.as_dict()})
-            conn.bye("unavailable")
+            conn.bye("unavailable", self.retry_ms())  # clients back off instead of hammering
             return Detached()
         except BaseException:
             transport.abort()
@@ -398,7 +408,8 @@ class WsEndpoint:
             if silent < ping_after:
                 continue
             if silent >= idle:
-                self.metrics.byes.labels("idle").inc()
-                conn.transport.abort()
+                # `bye idle` then the close (counted in liveroom_byes_total by `bye`); a peer
+                # that is gone never answers the close and is aborted CLOSE_WAIT_S later
+                conn.bye("idle")
             elif silent >= ping_after * (1.0 + ((id(conn) >> 4) & 63) / 128):
                 conn.ping()

@@ -1,0 +1,2 @@
+/* eslint-disable @typescript-eslint/ban-types */
+export {};
