@@ -386,7 +386,8 @@ async def test_on_a_cluster_a_finished_room_is_gone_after_its_ttl(
     start_hub, cluster3: RedisClusterProcesses  # type: ignore[no-untyped-def]
 ) -> None:
     """The same on a Redis Cluster: the due-order and idle indexes live in slots of their own,
-    room_drop.lua deletes the room's keys (its own orders stream too) on the room's node."""
+    room_drop.lua deletes the room's keys (its own orders stream too) on the room's node, once
+    no consumer group of that stream still needs an entry."""
     h = start_hub(LIVEROOM_REDIS_CLUSTER=cluster3.url, LIVEROOM_ROOM_TTL_S="1", LIVEROOM_FRAME_RATE="0")
     room = "cttl" + uuid.uuid4().hex[:8]
     host = await Client.connect(h.base, room, token("host", role="host", rooms=[room]))
@@ -401,6 +402,12 @@ async def test_on_a_cluster_a_finished_room_is_gone_after_its_ttl(
     try:
         k = K.room_keys(room)
         assert rc.exists(k.meta, k.sales, k.idem(sale), k.room_orders_stream) == 4
+        # a consumer group that has not read the room's orders stream keeps the room
+        rc.xgroup_create(k.room_orders_stream, "shop", id="0")
+        await asyncio.sleep(3)  # the ttl (1 s) and a few sweeps
+        assert rc.exists(k.meta, k.room_orders_stream) == 2
+        got = rc.xreadgroup("shop", "w", {k.room_orders_stream: ">"})[0][1]
+        rc.xack(k.room_orders_stream, "shop", *[entry_id for entry_id, _ in got])  # read and acknowledged
 
         async def gone() -> bool:
             return not rc.exists(k.meta, k.sales, k.idem(sale), k.bought(sale), k.room_orders_stream, k.hist, k.orders)
