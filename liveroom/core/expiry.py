@@ -22,7 +22,8 @@ from liveroom.config import Config
 from liveroom.errors import Unavailable
 
 log = logging.getLogger(__name__)
-SWEEP_BATCH = 200  # rooms dropped per round and shard; more wait for the next round
+SWEEP_BATCH = 500  # rooms dropped per round and shard; more wait for the next round
+SWEEP_CONCURRENCY = 50  # room_drop calls in flight at once (each holds the shard well under 1 ms)
 
 
 def now_ms() -> int:
@@ -36,21 +37,27 @@ class RoomExpiry:
         self.interval = cfg.room.sweep_interval_ms / 1000
         self.retention_ms = int(cfg.sessions.retention_days * 86400 * 1000)
 
+    async def _drop(self, room: str, marked: int, now: int) -> bool:
+        try:
+            if await self.broker.room_drop(room, self.retention_ms):
+                await self.broker.idle_settle(room, marked, None)
+                return True
+            await self.broker.idle_settle(room, marked, now)  # not over: look again a ttl later
+        except Unavailable:
+            raise
+        except Exception:
+            log.exception("room sweeper: room %r failed", room)
+        return False
+
     async def sweep(self, registry: object) -> int:
-        """One round over a registry (a shard, or the cluster); how many rooms were deleted."""
+        """One round over a registry (a shard, or the cluster); how many rooms were deleted.
+        The rooms go SWEEP_CONCURRENCY at a time: their calls share the shard's pipeline."""
         now = now_ms()
+        due = await self.broker.idle_rooms(registry, now - self.ttl_ms, SWEEP_BATCH)
         dropped = 0
-        for room, marked in await self.broker.idle_rooms(registry, now - self.ttl_ms, SWEEP_BATCH):
-            try:
-                if await self.broker.room_drop(room, self.retention_ms):
-                    dropped += 1
-                    await self.broker.idle_settle(room, marked, None)
-                else:  # not over: look again a ttl later (its next change marks it anyway)
-                    await self.broker.idle_settle(room, marked, now)
-            except Unavailable:
-                raise
-            except Exception:
-                log.exception("room sweeper: room %r failed", room)
+        for i in range(0, len(due), SWEEP_CONCURRENCY):
+            done = await asyncio.gather(*(self._drop(room, marked, now) for room, marked in due[i : i + SWEEP_CONCURRENCY]))
+            dropped += sum(done)
         if dropped:
             log.info("room sweeper: %d rooms over for %.0f s deleted", dropped, self.ttl_ms / 1000)
         return dropped
