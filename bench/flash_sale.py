@@ -8,6 +8,9 @@ the raw rate of EVALSHA of the same sale_buy.lua measured by redis-benchmark, so
 reads as a ratio to what Redis itself can do.
 
     .venv/bin/python bench/flash_sale.py --buyers 2000 --duration 15
+
+--replica gives the Redis a replica, so each buy's answer waits for it (WAIT, the default
+sales.wait_replicas 1); --wait-replicas 0 turns the wait off: the pair of runs is its cost.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 
-def start_hub(redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_hub(redis_url: str, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -51,6 +54,7 @@ def start_hub(redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
         LIVEROOM_LOG="WARNING",
         LIVEROOM_IMPLICIT_ROOMS="1",  # the bench joins rooms without creating them
     )
+    env.update(extra)
     proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "1"], env=env, cwd=ROOT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -153,13 +157,26 @@ def main() -> None:
     ap.add_argument("--stock", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--replica", action="store_true", help="give the Redis a replica (buys then WAIT for it)")
+    ap.add_argument("--wait-replicas", type=int, default=1, help="LIVEROOM_SALES_WAIT_REPLICAS for the hubs")
+    ap.add_argument("--no-raw", action="store_true", help="skip the redis-benchmark comparison")
     a = ap.parse_args()
 
     import psutil
     import redis as redis_sync
 
     rp = RedisProcess(find_server()).start()
-    hubs = [start_hub(rp.url) for _ in range(a.hubs)]
+    replica = RedisProcess(find_server()).start() if a.replica else None
+    if replica is not None:
+        rr = redis_sync.Redis.from_url(replica.url)
+        rr.replicaof("127.0.0.1", rp.port)
+        rm = redis_sync.Redis.from_url(rp.url)
+        deadline = time.monotonic() + 20
+        while rm.info("replication").get("connected_slaves", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rr.close()
+        rm.close()
+    hubs = [start_hub(rp.url, LIVEROOM_SALES_WAIT_REPLICAS=str(a.wait_replicas)) for _ in range(a.hubs)]
     try:
         def open_sale(room: str) -> str:
             host = make_token(SECRET, "shop", role="host", rooms=[room])
@@ -213,12 +230,15 @@ def main() -> None:
         r = redis_sync.Redis.from_url(rp.url)
         sha = r.script_load(source("sale_buy"))
         sold = a.stock - int(r.hget(K.room_keys(room).sales, f"{sale}:stock"))
+        waits = int(r.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))  # WAITs the hubs sent
         r.close()
-        raw = redis_benchmark(rp.port, sha, rb_room, rb_sale, 6) if shutil.which("redis-benchmark") else float("nan")
+        raw = redis_benchmark(rp.port, sha, rb_room, rb_sale, 6) if shutil.which("redis-benchmark") and not a.no_raw else float("nan")
 
         total = ok + rejected
         res = {
             "buyers": a.buyers,
+            "replica": a.replica,
+            "wait_replicas": a.wait_replicas,
             "hubs": a.hubs,
             "stock": a.stock,
             "wall_s": round(wall, 2),
@@ -226,6 +246,7 @@ def main() -> None:
             "rejected": rejected,
             "codes": codes,
             "sold_in_redis": sold,
+            "wait_calls": waits,
             "ok_per_s": round(ok / wall, 1),
             "rejected_per_s": round(rejected / wall, 1),
             "buys_per_s": round(total / wall, 1),
@@ -238,12 +259,12 @@ def main() -> None:
             "redis_evalsha_per_s": round(raw, 1),
             "ratio_to_redis": round((total / wall) / raw, 3) if raw == raw and raw else None,
         }
-        assert ok == sold <= a.stock, "oversold or lost orders!"
         if a.json:
             print(json.dumps(res))
         else:
             for k_, v in res.items():
                 print(f"{k_:>22}: {v}")
+        assert ok == sold <= a.stock, f"oversold or lost orders! ok {ok}, sold {sold}, codes {codes}"
     finally:
         for h, _ in hubs:
             h.terminate()
@@ -253,6 +274,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 h.kill()
         rp.stop()
+        if replica is not None:
+            replica.stop()
 
 
 if __name__ == "__main__":

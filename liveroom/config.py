@@ -72,6 +72,10 @@ class SalesConfig:
     pay_window_s: float = 900.0  # a pending order not confirmed in this time expires
     reaper_interval_ms: int = 1000  # how often unpaid orders are looked for
     orders_retention_s: float = 604800.0  # orders stream entries older than this are trimmed, once every consumer group has them
+    # a buy is answered once this many replicas have it (WAIT), so an acked order survives
+    # a failover; not waited on when the shard has no replica; 0 = never wait
+    wait_replicas: int = 1
+    wait_ms: int = 50  # past this the buy is answered anyway (done on the master)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_FORWARDED_HOPS": ("server", "forwarded_hops"),
     "LIVEROOM_REDIS_TIMEOUT_MS": ("redis", "timeout_ms"),
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
+    "LIVEROOM_SALES_WAIT_REPLICAS": ("sales", "wait_replicas"),
+    "LIVEROOM_SALES_WAIT_MS": ("sales", "wait_ms"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
     "LIVEROOM_HISTORY_LEN": ("room", "history_len"),
     "LIVEROOM_ROOM_TTL_S": ("room", "ttl_s"),
@@ -275,6 +281,8 @@ def _check(cfg: Config) -> Config:
     need(cfg.room.ttl_s > 0, "room.ttl_s must be > 0")
     need(cfg.room.sweep_interval_ms > 0, "room.sweep_interval_ms must be > 0")
     need(cfg.sales.orders_retention_s > 0, "sales.orders_retention_s must be > 0")
+    need(cfg.sales.wait_replicas >= 0 and cfg.sales.wait_ms >= 0, "sales.wait_replicas and sales.wait_ms must be >= 0")
+    need(cfg.sales.wait_ms < cfg.redis.timeout_ms, "sales.wait_ms must be below redis.timeout_ms (a buy is answered after it)")
     need(cfg.sessions.idle_close_s > 0, "sessions.idle_close_s must be > 0")
     need(cfg.sessions.retention_days > 0, "sessions.retention_days must be > 0")
     need(cfg.server.forwarded_hops >= 1, "server.forwarded_hops must be >= 1")

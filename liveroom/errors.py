@@ -101,6 +101,7 @@ BYE: Final[dict[str, tuple[int, bool]]] = {
     "unavailable": (CLOSE_TRY_AGAIN, True),  # the room's Redis shard did not answer
     "expired": (CLOSE_TOKEN_EXPIRED, True),  # the token's `exp` passed while the socket was open
     "idle": (CLOSE_GOING_AWAY, True),  # silent for limits.idle_timeout_s, pongs included
+    "resync": (CLOSE_TRY_AGAIN, True),  # missed events the hub could not make up: resume with `since`
 }
 
 

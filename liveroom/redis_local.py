@@ -158,8 +158,15 @@ class RedisClusterProcesses:
         return RedisProcess(self.binary, cluster=True, node_timeout_ms=self.node_timeout_ms).start()
 
     def start(self, timeout: float = 20.0) -> "RedisClusterProcesses":
-        self.nodes = [self._node() for _ in range(self.masters)]
-        self.replica_nodes = [self._node() for _ in range(self.masters * self.replicas)]
+        self.nodes, self.replica_nodes = [], []
+        try:  # a node that fails to start (its port taken meanwhile) leaves none running
+            for _ in range(self.masters):
+                self.nodes.append(self._node())
+            for _ in range(self.masters * self.replicas):
+                self.replica_nodes.append(self._node())
+        except BaseException:
+            self.stop()
+            raise
         everyone = self.nodes + self.replica_nodes
         per = 16384 // self.masters
         for i, node in enumerate(self.nodes):

@@ -15,7 +15,7 @@ from liveroom.broker.base import Broker, DurableMsg
 from liveroom.config import Config
 from liveroom.core import batch
 from liveroom.core.hub import Hub
-from liveroom.core.room import Room
+from liveroom.core.room import GAP, Room, fingerprint
 from liveroom.core.rules import CommentSampler
 from liveroom.metrics import Metrics
 from liveroom.protocol.codec import Codec, OP_BINARY, OP_TEXT
@@ -76,8 +76,8 @@ def test_room_seq_rules() -> None:
     body = msgpack.packb({"type": "notice", "text": "x"})
     assert room.accept(DurableMsg(11, "e1", body)) is None
     assert room.accept(DurableMsg(11, "e1", body)) is None and len(room.pending) == 1  # a duplicate
-    assert room.accept(DurableMsg(14, "e1", body)) == (11, 14)  # 12 and 13 to fetch
-    room.repaired([{"type": "notice", "seq": s} for s in (12, 13, 14)], 11, 14)
+    assert room.accept(DurableMsg(14, "e1", body)) == GAP  # 12 and 13 to fetch
+    room.repaired([({"type": "notice", "seq": s}, fingerprint(body)) for s in (12, 13, 14)])
     due = room.due()
     assert [e["seq"] for e in due] == [11, 12, 13, 14]
     room.flushed_upto(due)
@@ -96,7 +96,7 @@ class Sink:
         self.user_id = user
         self.got: list[bytes] = []
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         self.got.append(data)
 
 

@@ -1,9 +1,12 @@
 """A Redis Cluster master dies (SIGKILL) and its replica takes over: the rooms it served keep
-their live events on every hub, and a hub started meanwhile comes up from the other seeds."""
+their live events on every hub, a hub started meanwhile comes up from the other seeds, and
+an order acked before the kill is still there (the buy waited for the replica)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections import Counter
 from typing import Callable
@@ -11,9 +14,13 @@ from typing import Callable
 from redis.crc import key_slot
 
 from liveroom.redis_local import RedisClusterProcesses, find_server
-from tests.support import Client, HubProcess, t, token
+from tests.support import Client, HubProcess, http, t, token
 
-HUB_ENV = {"LIVEROOM_ANONYMOUS": "1", "LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
+HUB_ENV = {
+    "LIVEROOM_ANONYMOUS": "1", "LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0",
+    # a buy waits up to 2 s for a replica (long enough to see it wait)
+    "LIVEROOM_SALES_WAIT_MS": "2000", "LIVEROOM_REDIS_TIMEOUT_MS": "3000",
+}
 VIEWERS = 5  # per room per hub
 
 
@@ -86,6 +93,25 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
         tasks = [asyncio.create_task(s.run()) for s in senders]
         await senders[0].acked_more(5, "notices before the kill")
 
+        # a buy on the doomed master while its replica is frozen: answered only once the
+        # replica has it, so the order survives the kill right after
+        shop = token("shop", role="admin")
+        sale = (await senders[0].host.call("sale_create", sku="S1", title="Tee", price=500, stock=5, limit=1))["sale"]
+        buyer = await Client.connect(hubs[0].base, doomed, token("buyer"))
+        clients.append(buyer)
+        replica = cluster.replica_nodes[0].proc
+        assert replica is not None
+        os.kill(replica.pid, signal.SIGSTOP)
+        try:
+            buy = asyncio.create_task(buyer.call("buy", sale=sale, qty=1, key="k1"))
+            done, _ = await asyncio.wait([buy], timeout=0.5)
+            assert not done, "a buy was answered before any replica had it"
+        finally:
+            os.kill(replica.pid, signal.SIGCONT)
+        bought = await buy
+        assert bought["ok"], bought
+        order = bought["order"]
+
         dead.kill()
         # the replica is promoted after the node timeout (2 s) and an election
         await senders[0].acked_more(10, "notices on the failed-over room")
@@ -112,6 +138,8 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
 
         assert all(set(s.refused) <= {"unavailable"} for s in senders), [s.refused for s in senders]
         await everyone_got_every_acked_notice()
+        status, got = await http("GET", f"{hubs[1].base}/api/orders/{order}", shop)
+        assert status == 200 and got["order"]["user"] == "buyer", (status, got)
         want_late = {q for q in senders[0].acked if q > since}
         for c in late:
             await c.wait_for(lambda c=c: want_late <= notice_seqs(c), timeout=10, what="notices for a late viewer")

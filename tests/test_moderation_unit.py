@@ -77,7 +77,7 @@ class Sink:
         self.user_id, self.codec, self.wire = user, codec, (codec, 0)
         self.got: list[bytes] = []
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         self.got.append(data)
 
 

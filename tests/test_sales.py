@@ -13,6 +13,7 @@ import aiohttp
 import msgpack
 import redis
 
+from liveroom.broker import keys as K
 from liveroom.broker.sharding import shard_of
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from tests.support import Client, HubProcess, eventually, http, t, token
@@ -194,6 +195,29 @@ async def test_per_person_limit(shared_hub: HubProcess) -> None:
         await c.wait_for(lambda: any(e["remaining"] == 7 for e in c.of_type("stock")), what="stock 7")
     finally:
         await c.close()
+
+
+async def test_order_ids_stay_unique_when_redis_loses_the_count(shared_hub: HubProcess, redis1: RedisProcess) -> None:
+    """The sale's order counter goes back (as on a replica promoted before it had the last
+    buys): the next order still gets an id of its own, and both orders can be read back."""
+    r_ = room()
+    sale = await open_sale(shared_hub.base, r_, stock=10, limit=1)
+    a = await Client.connect(shared_hub.base, r_, token("alice"))
+    b = await Client.connect(shared_hub.base, r_, token("bob"))
+    r = redis.Redis.from_url(redis1.url)
+    try:
+        first = await a.call("buy", sale=sale, qty=1, key="k")
+        r.hset(K.room_keys(r_).sales, f"{sale}:n", 0)  # the count Redis "lost"
+        second = await b.call("buy", sale=sale, qty=1, key="k")
+        assert first["ok"] and second["ok"] and first["order"] != second["order"]
+        shop = token("shop", role="host", rooms=[r_])
+        for who, reply in (("alice", first), ("bob", second)):
+            status, body = await http("GET", f"{shared_hub.base}/api/orders/{reply['order']}", shop)
+            assert status == 200 and body["order"]["user"] == who, body
+    finally:
+        r.close()
+        await a.close()
+        await b.close()
 
 
 async def test_same_key_five_times_concurrently(shared_hub: HubProcess) -> None:

@@ -7,9 +7,10 @@ import base64
 import os
 import socket
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import aiohttp
+import msgpack
 
 from liveroom.redis_local import RedisProcess
 from tests.support import Client, HubProcess, t, token
@@ -78,3 +79,67 @@ async def test_stalled_viewer_is_cut_off_and_the_room_goes_on(
         stalled.close()
         await host.close()
         await good.close()
+
+
+def read_frames(s: socket.socket, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Server frames (unmasked, uncompressed, msgpack) from a raw socket until `until`."""
+    buf = b""
+    out: list[dict[str, Any]] = []
+    while True:
+        while True:  # every complete frame in buf
+            if len(buf) < 2:
+                break
+            n, at = buf[1] & 0x7F, 2
+            if n == 126:
+                n, at = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                n, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + n:
+                break
+            if buf[0] & 0x0F == 0x2:
+                f = msgpack.unpackb(buf[at : at + n])
+                out.append(f)
+                if until(f):
+                    return out
+            buf = buf[at + n :]
+        chunk = s.recv(65536)
+        assert chunk, "closed"
+        buf += chunk
+
+
+async def test_comments_skipped_for_a_slow_connection_are_counted(
+    start_hub: Callable[..., HubProcess], redis1: RedisProcess
+) -> None:
+    """A viewer that stops reading for a while misses comments, but every one of them is
+    either received or counted in a batch's `dropped` once it reads again."""
+    h = start_hub(
+        LIVEROOM_REDIS=redis1.url, LIVEROOM_OUTBOX_BYTES="4096", LIVEROOM_FRAME_RATE="0",
+        LIVEROOM_COMMENT_RATE="0", LIVEROOM_VIEWER_COMMENT_CAP="0",
+    )
+    room = "drop" + uuid.uuid4().hex[:8]
+    host = await Client.connect(h.base, room, token("h", role="host", rooms=[room]))
+    talker = await Client.connect(h.base, room, token("talker"))
+    lagging = stalled_viewer(h.port, room, token("lagging"))
+    try:
+        sent = skipping = 0
+        # a few comments a tick (a frame far below 4 x outbox_bytes: skipped, never cut
+        # off) until the socket's buffers are full and frames are being skipped, then more
+        while skipping < 30:
+            for j in range(3):
+                assert (await talker.call("comment", text=f"{sent} " + "y" * 190))["ok"]
+                sent += 1
+            await asyncio.sleep(0.02)
+            if skipping or (sent % 60 == 0 and await metric(h.base, "liveroom_slow_skips_total") > 0):
+                skipping += 1
+            assert sent < 5000, "the socket never counted as slow"
+        assert (await host.call("notice", text="end"))["ok"]
+        lagging.settimeout(t(10))
+        frames = read_frames(lagging, lambda f: any(e.get("text") == "end" for e in f.get("events", [])))
+        batches = [f for f in frames if f["t"] == "batch"]
+        got = sum(1 for f in batches for e in f["events"] if e["type"] == "comment")
+        dropped = sum(f.get("dropped", 0) for f in batches)
+        assert got < sent and got + dropped == sent, (got, dropped, sent)
+    finally:
+        lagging.close()
+        await host.close()
+        await talker.close()

@@ -354,3 +354,19 @@ def test_every_secret_in_the_repository_is_known() -> None:
     found = {s for s in found if len(s.encode()) >= 32}  # shorter ones are refused anyway
     assert SUPPORT_SECRET in found and len(found) >= 4
     assert found <= KNOWN_DEV_SECRETS, found - KNOWN_DEV_SECRETS
+
+
+def test_order_ids_carry_a_random_tag_and_still_parse() -> None:
+    """An order id is o<len(room)>-<room>-<sale>-<tag>.<n>: the tag keeps ids apart when
+    Redis loses <n>; ids made before the tag still name their room."""
+    from liveroom.broker.pipeline import replicas_of
+    from liveroom.core.sales import order_prefix, parse_order_id
+
+    a, b = order_prefix("r-1", "s1") + "7", order_prefix("r-1", "s1") + "7"
+    assert a != b and a.startswith("o3-r-1-s1-") and a.endswith(".7")
+    assert parse_order_id(a) == parse_order_id(b) == parse_order_id("o3-r-1-s1-7") == ("r-1", "s1")
+    for bad in ("o3-r-1-s1-zz.7", "o3-r-1-s1-ab.", "o3-r-1-s1-ab.x"):
+        with pytest.raises(ReplyError):
+            parse_order_id(bad)
+    assert replicas_of([b"master", 10, [[b"127.0.0.1", b"7001", b"10"]]]) == 1
+    assert replicas_of([b"slave", b"127.0.0.1", 7000, b"connected", 10]) == 0

@@ -102,9 +102,9 @@ class Calls:
             [self.hub_id, ttl_ms, expect, self.pubcmd, k.channel, new_epoch(), self.maxlen],
         )
 
-    def presence_reap(self, room: str, hub_id: str) -> Call:
+    def presence_reap(self, room: str, hub_id: str, only_dead: bool = False) -> Call:
         k = K.room_keys(room)
-        return Call("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id])
+        return Call("presence_reap", room, [k.ref, k.hubs, k.hub_users(hub_id)], [hub_id, "1" if only_dead else "0"])
 
     def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes, idem: Idem = None) -> Call:
         k = K.room_keys(room)

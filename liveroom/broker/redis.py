@@ -25,17 +25,19 @@ from liveroom.broker.sessions_ops import SessionsOps
 from liveroom.broker.subscriptions import Subscriptions
 from liveroom.broker.topology import Cluster, Shards, Topology, bounded
 from liveroom.broker.wire import parse_message, room_state
-from liveroom.config import RedisConfig
+from liveroom.config import RedisConfig, SalesConfig
 from liveroom.errors import RATE_LIMITED, Unavailable, refusal
 
 log = logging.getLogger(__name__)
 
 
 class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
-    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int) -> None:
+    def __init__(self, cfg: RedisConfig, hub_id: str, history_len: int, sales: SalesConfig | None = None) -> None:
         if not cfg.urls and not cfg.cluster:
             raise ValueError("no Redis configured")
         self.hub_id = hub_id
+        if sales is not None:
+            self.wait_replicas, self.wait_ms = sales.wait_replicas, sales.wait_ms
         self._timeout = cfg.timeout_ms / 1000
         self.topology: Topology = Cluster(cfg.cluster, self._timeout) if cfg.cluster else Shards(cfg.urls, self._timeout)
         self.clustered = self.topology.sharded
@@ -163,8 +165,9 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         online, lost, dead, draws = await self._run(self.calls.presence_beat(room, ttl_ms, expect))
         return Beat(int(online), bool(int(lost)), [h.decode() for h in dead], [d.decode() for d in draws])
 
-    async def presence_reap(self, room: str, hub_id: str) -> int:
-        online = int(await self._run(self.calls.presence_reap(room, hub_id)))
+    async def presence_reap(self, room: str, hub_id: str, only_dead: bool = False) -> int:
+        """`only_dead`: not if the hub's heartbeat is fresh again (it came back)."""
+        online = int(await self._run(self.calls.presence_reap(room, hub_id, only_dead)))
         if online == 0:
             await self.mark_idle(room)  # its last viewers were that hub's: the room may be over
         return online

@@ -18,10 +18,13 @@ class ScriptRunner:
     calls: Calls
     scripts: Scripts
     _timeout: float
+    wait_replicas: int = 0  # a buy's answer waits for this many replicas (if the shard has any)
+    wait_ms: int = 50
 
-    async def _run(self, call: Call) -> Any:
-        """One script call on the room's node; a refusal is the caller's to map."""
-        return await self.topology.call(self.scripts[call.script], call.room, call.keys, call.args)
+    async def _run(self, call: Call, replicas: int = 0, wait_ms: int = 0) -> Any:
+        """One script call on the room's node; a refusal is the caller's to map.
+        `replicas`: answered once that many replicas have its writes (or wait_ms passed)."""
+        return await self.topology.call(self.scripts[call.script], call.room, call.keys, call.args, replicas, wait_ms)
 
     def _cmd(self, room: str) -> Any:
         """The redis-py client for plain commands on the room's keys."""

@@ -52,7 +52,12 @@ class SalesOps(ExpiryOps):
         sold_out_body: bytes,
     ) -> tuple[str, int, bool]:
         """(order id, remaining, first time); a refusal is raised with its code."""
-        out = await self._run(self.calls.sale_buy(room, sale, user, qty, key, order_prefix, pay_window_ms, sold_out_body))
+        # the answer waits for a replica: an order acked to a buyer survives a failover
+        # unless the replica lagged past wait_ms (then it is answered anyway)
+        out = await self._run(
+            self.calls.sale_buy(room, sale, user, qty, key, order_prefix, pay_window_ms, sold_out_body),
+            self.wait_replicas, self.wait_ms,
+        )
         if out[0] != b"ok":
             if len(out) > 2:  # a refusal with its own message (numbers out of bounds)
                 raise ReplyError(out[1].decode(), out[2].decode())

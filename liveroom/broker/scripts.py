@@ -48,13 +48,14 @@ class Script:
         self.source = source(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    async def via(self, pipe: AutoPipeline, keys: list[str], args: list[Any]) -> Any:
-        """On a standalone shard: EVALSHA through the shard's auto-pipeline."""
+    async def via(self, pipe: AutoPipeline, keys: list[str], args: list[Any], replicas: int = 0, wait_ms: int = 0) -> Any:
+        """On a standalone shard: EVALSHA through the shard's auto-pipeline (`replicas`:
+        answered once that many replicas have its writes, or wait_ms passed)."""
         try:
-            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args, replicas=replicas, wait_ms=wait_ms)
         except NoScriptError:  # the shard restarted or SCRIPT FLUSH: load once, go on
             await pipe.call("SCRIPT", "LOAD", self.source)
-            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await pipe.call("EVALSHA", self.sha, len(keys), *keys, *args, replicas=replicas, wait_ms=wait_ms)
 
     async def __call__(self, client: Any, keys: list[str], args: list[Any]) -> Any:
         """On a Redis Cluster (or any client): EVALSHA routed by the first key."""

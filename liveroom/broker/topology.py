@@ -97,8 +97,9 @@ class Topology(Protocol):
     def client(self, room: str) -> Any:
         """The redis-py client for plain commands on the room's keys."""
 
-    async def call(self, script: Script, room: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA on the room's node, answering Unavailable when it cannot."""
+    async def call(self, script: Script, room: str, keys: list[str], args: list[Any], replicas: int = 0, wait_ms: int = 0) -> Any:
+        """EVALSHA on the room's node, answering Unavailable when it cannot (`replicas`:
+        then WAIT for them on the same connection, at most wait_ms)."""
 
     def node(self, room: str) -> tuple[str, str]:
         """(name, URL) of the node whose pub/sub carries the room's channel."""
@@ -137,9 +138,10 @@ class Shards:
     def client(self, room: str) -> Any:
         return self._clients[shard_of(room, len(self._clients))]
 
-    async def call(self, script: Script, room: str, keys: list[str], args: list[Any]) -> Any:
+    async def call(self, script: Script, room: str, keys: list[str], args: list[Any], replicas: int = 0, wait_ms: int = 0) -> Any:
         try:
-            return await script.via(self._pipes[shard_of(room, len(self._pipes))], keys, args)  # bounded by the pipeline
+            pipe = self._pipes[shard_of(room, len(self._pipes))]
+            return await script.via(pipe, keys, args, replicas, wait_ms)  # bounded by the pipeline
         except ResponseError as exc:
             _busy(exc)
             raise
@@ -206,12 +208,14 @@ class Cluster:
             pipe = self._pipes[node.name] = AutoPipeline(pool(self.seeds[0], self.timeout, host=node.host, port=node.port), self.timeout)
         return pipe
 
-    async def call(self, script: Script, room: str, keys: list[str], args: list[Any]) -> Any:
+    async def call(self, script: Script, room: str, keys: list[str], args: list[Any], replicas: int = 0, wait_ms: int = 0) -> Any:
+        # (a call that goes through the cluster client - slot unknown, a redirect - does not
+        # WAIT: redis-py may answer it on any pooled connection)
         pipe = self._pipe(keys[0])
         if pipe is None:
             return await bounded(script(self.cluster, keys, args), self.timeout)
         try:
-            return await script.via(pipe, keys, args)  # the pipeline bounds the wait
+            return await script.via(pipe, keys, args, replicas, wait_ms)  # the pipeline bounds the wait
         except Unavailable:
             self._relearn_soon()  # the node may have failed over
             raise

@@ -35,6 +35,7 @@ class Outgoing:
     essential: bool = False  # carries a durable event other than a comment
     dropped: int = 0  # comments left out of the shared sample
     encodes: int = 0
+    comments: int = 0  # comments the shared frame carries or counts: what a viewer that skips it misses
 
 
 def build(
@@ -76,7 +77,8 @@ def build(
             out.personal[user] = {codec: personal(room_id, [], mine, [], len(mine), codec) for codec, _ in wires}
         return out
     payloads = {codec: encode(batch, codec) for codec, _ in wires}
-    out = Outgoing({}, essential=essential, dropped=dropped, encodes=len(payloads))
+    carried = sum(1 for e in shared if e["type"] == "comment") + dropped
+    out = Outgoing({}, essential=essential, dropped=dropped, encodes=len(payloads), comments=carried)
     for codec, wbits in wires:
         payload = payloads[codec]
         out.frames[(codec, wbits)] = deflate_frame(payload, codec.opcode, wbits) if wbits else ws_frame(payload, codec.opcode)
@@ -109,6 +111,7 @@ def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
     encode and no copy per viewer. Returns how many viewers were written to."""
     sent = 0
     essential = out.essential
+    n = out.comments  # a slow connection that skips the frame counts them as dropped
     for wire, group in viewers.items():
         data = out.frames.get(wire)
         if data is None:
@@ -117,14 +120,14 @@ def write(out: Outgoing, viewers: Mapping[Wire, Collection[Viewer]]) -> int:
             for v in group:
                 mine = out.personal.get(v.user_id)
                 if mine is not None:
-                    v.send(mine[wire[0]], essential)
+                    v.send(mine[wire[0]], essential, n)
                     sent += 1
                 elif data:  # b"": nothing for the others this tick (only shadowed comments)
-                    v.send(data, essential)
+                    v.send(data, essential, n)
                     sent += 1
         elif data:
             for v in group:
-                v.send(data, essential)
+                v.send(data, essential, n)
             sent += len(group)
     return sent
 

@@ -22,7 +22,7 @@ from liveroom.core.ports import HubMetrics, Viewer
 from liveroom.core.milestones import Milestones
 from liveroom.core.presence import Presence
 from liveroom.core.resync import Resync, welcome
-from liveroom.core.room import Event, Room
+from liveroom.core.room import GAP, REUSED, Event, Room
 from liveroom.core.rules import CommentSampler
 from liveroom.core.tasks import Background
 from liveroom.protocol import events
@@ -184,9 +184,14 @@ class Hub:
                 room.held.append(msg)
                 self.spawn(self.resync.reset(room))
             else:
-                gap = room.accept(msg)
-                if gap is not None:
-                    self.spawn(self.resync.repair(room, *gap))
+                got = room.accept(msg)
+                if got == GAP:
+                    self.resync.repair_soon(room)
+                elif got == REUSED:
+                    # a seq had before came with other content: Redis lost acked events (a
+                    # lagging replica promoted) and handed their seqs out again
+                    log.warning("room %s: seq %d reused with other content", room_id, msg.seq)
+                    self.spawn(self.resync.reset(room, fresh=True))
                 self._dirty.add(room)
                 self.metrics.events_in.inc()
 
@@ -230,9 +235,6 @@ class Hub:
             return
         dirty, self._dirty = self._dirty, set()
         for room in dirty:
-            if room.repair_until > now:
-                self._dirty.add(room)
-                continue
             try:
                 self._flush(room, now)
             except Exception:  # one room's failure never holds up the others

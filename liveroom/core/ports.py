@@ -20,9 +20,11 @@ class Viewer(Protocol):
     codec: Codec
     wire: Wire
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         """Queue one complete WebSocket frame; never blocks. `essential` frames carry
-        events a viewer must not miss (anything durable but comments)."""
+        events a viewer must not miss (anything durable but comments). `comments`: how
+        many comments the frame carries or counts (a slow connection that skips it owes the
+        viewer that many in a later `dropped`)."""
 
     def kick(self, reason: str) -> None:
         """`bye` `reason` and close, on the next loop iteration (moderation: kick, ban)."""

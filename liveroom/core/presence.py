@@ -11,6 +11,7 @@ Redis lost them (a shard restarted empty, or other hubs took this one for dead).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from liveroom.errors import ReplyError
 log = logging.getLogger(__name__)
 
 EMPTY_GRACE_S = 5.0  # keep a room subscribed this long after its last viewer leaves
+ROUND_CHUNK = 512  # presence beats in flight at once: one pipelined write per shard each
 
 
 class Presence:
@@ -100,15 +102,20 @@ class Presence:
         self._dirty(room)
 
     async def round(self, rooms: list[Room]) -> None:
-        """The beat of every room; one room's failure never stops the round."""
+        """The beat of every room, ROUND_CHUNK at a time concurrently: the beats of one
+        chunk leave for each shard as one pipelined write (not one round trip per room, and
+        one slow shard does not hold up the others). One room's failure never stops it."""
         now = time.monotonic()
-        for room in rooms:
-            try:
-                await self._beat(room, now)
-            except ReplyError as exc:  # Redis could not do it: next round
-                log.warning("presence %s: %s", room.id, exc)
-            except Exception:
-                log.exception("presence %s failed", room.id)
+        for i in range(0, len(rooms), ROUND_CHUNK):
+            await asyncio.gather(*(self._beat_logged(room, now) for room in rooms[i : i + ROUND_CHUNK]))
+
+    async def _beat_logged(self, room: Room, now: float) -> None:
+        try:
+            await self._beat(room, now)
+        except ReplyError as exc:  # Redis could not do it: next round
+            log.warning("presence %s: %s", room.id, exc)
+        except Exception:
+            log.exception("presence %s failed", room.id)
 
     async def _beat(self, room: Room, now: float) -> None:
         if (
@@ -135,6 +142,7 @@ class Presence:
             self._todo.add(room)
         for hub_id in beat.dead:
             log.info("room %s: reaping dead hub %s", room.id, hub_id)
-            online = await self.broker.presence_reap(room.id, hub_id)
+            # only if still dead: a hub frozen past hub_ttl_ms may have beaten again since
+            online = await self.broker.presence_reap(room.id, hub_id, only_dead=True)
         room.online = online
         self._dirty(room)  # sent with the next tick if it changed

@@ -3,7 +3,13 @@ starts a viewer off: every viewer gets every durable event after the state it wa
 
 - A join reads the room's state in one atomic step and waits until the hub has flushed
   everything up to that state's seq; what the hub flushed meanwhile comes from the ring.
-- A seq gap (a pub/sub reconnect, a slot move) is filled from the room's history stream.
+- A seq gap (a pub/sub reconnect, a slot move) is filled from the room's history stream:
+  one repair at a time per room, covering every open gap, retried with backoff while Redis
+  does not answer; the room's later durable events wait meanwhile. A gap history cannot
+  fill (trimmed past it, lost with a promoted replica, or Redis away past the bound) ends
+  in a fresh `welcome` (`recovered: false`), or `bye` `resync` if even the state is unreadable.
+- A seq reused for other content (acked events lost when a lagging replica was promoted)
+  is handled as a new epoch: a fresh `welcome` from the state Redis has now.
 - A new epoch (the room's Redis data was lost: a shard restarted empty) starts the room
   over: its viewers get a fresh `welcome` and every event of the new epoch.
 """
@@ -22,7 +28,7 @@ from liveroom.broker.base import Broker, BrokerMsg, RoomState
 from liveroom.config import RoomConfig
 from liveroom.core.ports import HubMetrics
 from liveroom.core import batch
-from liveroom.core.room import Event, Room
+from liveroom.core.room import REUSED, Event, Room, fingerprint
 from liveroom.core.sales import live_sales
 from liveroom.errors import Unavailable
 from liveroom.protocol.codec import Codec, frame
@@ -30,7 +36,21 @@ from liveroom.protocol.codec import Codec, frame
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRY_ATTEMPTS = 20  # reads Redis could not answer (after a reconnect, an epoch change), 0.5 s apart
+RETRY_S = 15.0  # how long a read Redis cannot answer is retried (a failover takes seconds)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before retry `attempt` (0-based) of a read Redis did not answer: quick at
+    first (a reconnect is over in ms), then spaced out (a failover takes seconds)."""
+    return min(2.0, 0.1 * 2.0**attempt)
+
+
+def unrepairable(missing_first: int | None, filled: int, last_read: int) -> bool:
+    """After a history read that answered: is a missing seq one history does not have?
+    Yes when the read filled nothing, or a seq it should have covered is still missing."""
+    if missing_first is None:
+        return False
+    return filled == 0 or missing_first <= last_read
 
 
 def welcome(room: Room, state: RoomState, user: dict[str, str], recovered: bool) -> dict[str, Any]:
@@ -72,6 +92,7 @@ class Resync:
         self.dirty = dirty  # the room has something to send with the next tick
         self.replay = replay  # a broker message held during a reset, handled again
         self.tick_s = cfg.tick_ms / 1000
+        self.retry_s = RETRY_S
 
     async def settle(self, room: Room, state: RoomState) -> RoomState:
         """A state read that the room's local view agrees with: same epoch (else the room
@@ -92,8 +113,8 @@ class Resync:
             try:
                 await room.flushed_past(state.seq, wait)
             except TimeoutError:
-                if room.high_seq < state.seq:
-                    await self.repair(room, room.high_seq, state.seq + 1)
+                room.expect(state.seq)
+                self.repair_soon(room)
                 try:
                     await room.flushed_past(state.seq, wait)
                 except TimeoutError:
@@ -115,7 +136,11 @@ class Resync:
 
     async def history(self, room_id: str, after: int, upto: int) -> list[Event]:
         """Durable events after `after`, up to `upto`, as events with their seq."""
-        out: list[Event] = []
+        return [ev for ev, _ in await self._read(room_id, after, upto)]
+
+    async def _read(self, room_id: str, after: int, upto: int) -> list[tuple[Event, int]]:
+        """History after `after` up to `upto` (at most history_len), with fingerprints."""
+        out: list[tuple[Event, int]] = []
         if upto <= after:
             return out
         for seq, body in await self.broker.history(room_id, after, min(upto - after, self.cfg.history_len)):
@@ -123,22 +148,55 @@ class Resync:
                 break
             ev = msgpack.unpackb(body)
             ev["seq"] = seq
-            out.append(ev)
+            out.append((ev, fingerprint(body)))
         return out
 
-    async def repair(self, room: Room, after: int, upto: int) -> None:
-        """Fetch durable events a pub/sub gap made us miss, holding the room meanwhile."""
-        async def fetch() -> list[Event]:
-            room.repair_until = time.monotonic() + 1.0  # held while we try (Redis came back)
-            return await self.history(room.id, after, upto - 1)
+    def repair_soon(self, room: Room) -> None:
+        """Fill the room's missing seqs from history: one repair per room at a time, which
+        goes on until no gap is open (gaps opened meanwhile are coalesced into it)."""
+        if not room.repairing and room.missing:
+            room.repairing = True  # now, not when the task first runs
+            self.spawn(self._repair(room))
 
+    async def _repair(self, room: Room) -> None:
         try:
-            got = await self._retrying(fetch)
+            deadline = time.monotonic() + self.retry_s
+            attempt = 0
+            while room.missing and room.resetting is None and self.rooms.get(room.id) is room:
+                span = room.missing.span()
+                assert span is not None
+                lo, hi = span
+                gen = room.generation
+                after = max(lo - 2, 0)  # from one event we had: still the same content?
+                try:
+                    got = await self._read(room.id, after, hi)
+                except Unavailable:
+                    wait = backoff(attempt)
+                    attempt += 1
+                    if time.monotonic() + wait > deadline:
+                        log.warning("room %s: history unreadable for %.0f s; seqs %d-%d given up", room.id, self.retry_s, lo, hi)
+                        await self.reset(room, fresh=True)
+                        return
+                    await asyncio.sleep(wait)
+                    continue
+                if room.generation != gen:
+                    continue  # the room started over during the read: the result is stale
+                before = room.missing.count()
+                if room.repaired(got) == REUSED:
+                    log.warning("room %s: a seq came back with other content (events lost in Redis)", room.id)
+                    await self.reset(room, fresh=True)
+                    return
+                self.metrics.repairs.inc()
+                self.dirty(room)
+                last = got[-1][0]["seq"] if got else after
+                if unrepairable(room.missing.first(), before - room.missing.count(), last):
+                    log.warning("room %s: seqs from %s not in history (trimmed or lost)", room.id, room.missing.first())
+                    await self.reset(room, fresh=True)
+                    return
         finally:
-            room.repair_until = 0.0
-        room.repaired(got, after, upto)
-        self.metrics.repairs.inc()
-        self.dirty(room)
+            room.repairing = False
+        if room.missing and room.resetting is None and self.rooms.get(room.id) is room:
+            self.repair_soon(room)  # a gap opened as the last read ended (a reset clears them)
 
     def recheck_rooms(self, rooms: list[str]) -> None:
         """After a pub/sub reconnect or a slot move: check each room for events published
@@ -151,40 +209,68 @@ class Resync:
     async def recheck(self, room: Room) -> None:
         # right after a reconnect the pools' connections may still be the dead ones: a
         # recheck that gave up would leave the last events before it unseen for good
+        had = room.high_seq
         state = await self._retrying(lambda: self.broker.state(room.id))
         if state.epoch != room.epoch:
             log.warning("room %s: epoch %s -> %s (found after a reconnect)", room.id, room.epoch, state.epoch)
             await self.reset(room)
-        elif state.seq > room.high_seq:
-            await self.repair(room, room.high_seq, state.seq + 1)
+        elif state.seq < had:
+            # read after we had `had`: Redis lost acked events (a lagging replica promoted)
+            log.warning("room %s: Redis is at seq %d, we had %d (events lost)", room.id, state.seq, had)
+            await self.reset(room, fresh=True)
+        elif room.expect(state.seq):
+            self.repair_soon(room)  # the repair's read overlaps `had`: checked there
+        elif had and had in room.prints:
+            got = await self._retrying(lambda: self._read(room.id, had - 1, had))
+            if room.repaired(got) == REUSED:
+                log.warning("room %s: seq %d has other content now (events lost)", room.id, had)
+                await self.reset(room, fresh=True)
 
     async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
-        """A read that Redis could not answer, tried again for a few seconds: a gap
+        """A read that Redis could not answer, tried again with backoff for retry_s: a gap
         that is not filled now is never filled (later events move the room past it)."""
-        for attempt in range(RETRY_ATTEMPTS):
+        deadline = time.monotonic() + self.retry_s
+        attempt = 0
+        while True:
             try:
                 return await read()
             except Unavailable:
-                if attempt == RETRY_ATTEMPTS - 1:
+                wait = backoff(attempt)
+                attempt += 1
+                if time.monotonic() + wait > deadline:
                     raise
-                await asyncio.sleep(0.5)
-        raise AssertionError("unreachable")
+                await asyncio.sleep(wait)
 
-    async def reset(self, room: Room) -> None:
+    async def reset(self, room: Room, fresh: bool = False) -> None:
         """Start a room over under its new epoch: its Redis data was lost (a shard restarted
         without persistence). Every viewer here gets a fresh `welcome` (`recovered: false`,
         the state as Redis has it now: a sale that was lost is gone) followed by every event
-        of the new epoch so far, then the live events: nothing of the new epoch is lost."""
+        of the new epoch so far, then the live events: nothing of the new epoch is lost.
+        `fresh`: seqs are missing for good (a gap history cannot fill, a seq reused): the
+        welcome alone, whose state covers them, then the events after it. If Redis cannot
+        even give the state, the viewers get `bye` `resync` (reconnect) instead."""
         if room.resetting is not None:
             await asyncio.shield(room.resetting)
             return
         room.resetting = asyncio.get_running_loop().create_future()
         try:
-            async def read() -> tuple[RoomState, list[Event]]:
-                return await self.broker.state(room.id), await self.history(room.id, 0, 1 << 62)
+            async def read() -> tuple[RoomState, list[tuple[Event, int]]]:
+                state = await self.broker.state(room.id)
+                return state, [] if fresh else await self._read(room.id, 0, 1 << 62)
 
-            state, events = await self._retrying(read)
-            room.restart(state.epoch, events)
+            try:
+                state, got = await self._retrying(read)
+            except Unavailable:
+                if not fresh:
+                    raise
+                log.warning("room %s: state unreadable; its viewers are sent to reconnect", room.id)
+                room.restart(room.epoch, [], seq=room.high_seq)
+                for group in room.viewers.values():
+                    for v in list(group):
+                        v.kick("resync")
+                return
+            events = [ev for ev, _ in got]
+            room.restart(state.epoch, events, {ev["seq"]: fp for ev, fp in got}, seq=state.seq if fresh else None)
             self.metrics.resets.inc()
             self.rewelcome(room, state, events)
         finally:

@@ -40,10 +40,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def order_prefix(room: str, sale: str) -> str:
+def order_prefix(room: str, sale: str, tag: str | None = None) -> str:
     """Order ids name their room, so the HTTP API finds an order from its id alone:
-    o<len(room)>-<room>-<sale>-<n>; room ids may contain '-', hence the length."""
-    return f"o{len(room)}-{room}-{sale}-"
+    o<len(room)>-<room>-<sale>-<tag>.<n>; room ids may contain '-', hence the length.
+    <n> counts the sale's orders in Redis; <tag>, random per buy, keeps ids unique when
+    Redis loses that count (a replica promoted before it had the last buys)."""
+    return f"o{len(room)}-{room}-{sale}-{secrets.token_hex(4) if tag is None else tag}."
 
 
 def parse_order_id(order: str) -> tuple[str, str]:
@@ -58,7 +60,9 @@ def parse_order_id(order: str) -> tuple[str, str]:
         if len(room) != n or not F.ID_RE.match(room) or not rest.startswith("-"):
             raise ValueError  # an empty or bad room must not skip the room's checks
         sale, num = rest[1:].rsplit("-", 1)
-        int(num)
+        tag, _, count = num.rpartition(".")  # ids made before the tag have none
+        if not count.isdigit() or (tag and not all(c in "0123456789abcdef" for c in tag)):
+            raise ValueError
         return room, sale
     except ValueError:
         raise ReplyError(NO_SUCH_ORDER, "no such order") from None

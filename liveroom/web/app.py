@@ -52,7 +52,7 @@ def build_app(cfg: Config) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     metrics = Metrics()
     auth = Authenticator(cfg.auth.secrets, cfg.auth.anonymous)
-    broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len)
+    broker = RedisBroker(cfg.redis, make_hub_id(), cfg.room.history_len, cfg.sales)
     draws = Draws(cfg, broker)
     milestones = Milestones(broker, draws)  # a milestone with a draw starts it
     hub = Hub(cfg, broker, metrics, milestones)

@@ -84,6 +84,7 @@ class Connection(asyncio.Protocol):
         "strike_tokens",
         "strike_stamp",
         "closer",
+        "owed_dropped",
     )
 
     def __init__(self, endpoint: WsEndpoint, codec: Codec, session: Session, ip: str, deflate_wbits: int = 0) -> None:
@@ -110,10 +111,11 @@ class Connection(asyncio.Protocol):
         self.strike_tokens = float(max(lim.max_strikes, 1))  # patience, regrowing 1/s
         self.strike_stamp = now
         self.closer: asyncio.TimerHandle | None = None
+        self.owed_dropped = 0  # comments in frames skipped while slow, not yet told
 
     # -- the hub's side --------------------------------------------------------------------
 
-    def send(self, data: bytes, essential: bool) -> None:
+    def send(self, data: bytes, essential: bool, comments: int = 0) -> None:
         if self.state != OPEN:
             return
         t = self.transport
@@ -128,7 +130,13 @@ class Connection(asyncio.Protocol):
                 return
             if not essential:
                 self.endpoint.metrics.slow_skips.inc()
+                self.owed_dropped += comments
                 return
+        if self.owed_dropped:
+            # the comments of the frames skipped meanwhile, counted as the contract says:
+            # one small frame of this viewer's own, once per slow spell (not per message)
+            owed, self.owed_dropped = self.owed_dropped, 0
+            t.write(frame({"t": "batch", "room": self.session.room, "events": [], "dropped": owed}, self.codec))
         t.write(data)
 
     def _held(self, n: int) -> None:
