@@ -63,12 +63,15 @@ class RoomConfig:
     presence_interval_ms: int = 1000  # how often online counts are refreshed and pushed
     hub_ttl_ms: int = 10000  # a hub not heard from for this long has its viewers removed
     implicit_rooms: bool = False  # the first join creates a room (dev, tests, benchmarks); else PUT /api/rooms/{room} first
+    ttl_s: float = 259200.0  # a room that is over (no viewer, live session, open sale or draw, pending order) is deleted this long after
+    sweep_interval_ms: int = 1000  # how often rooms over for ttl_s are looked for (one hub per shard each round)
 
 
 @dataclass(frozen=True, slots=True)
 class SalesConfig:
     pay_window_s: float = 900.0  # a pending order not confirmed in this time expires
     reaper_interval_ms: int = 1000  # how often unpaid orders are looked for
+    orders_retention_s: float = 604800.0  # orders stream entries older than this are trimmed, once every consumer group has them
     # a buy is answered once this many replicas have it (WAIT), so an acked order survives
     # a failover; not waited on when the shard has no replica; 0 = never wait
     wait_replicas: int = 1
@@ -193,6 +196,9 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_SALES_WAIT_REPLICAS": ("sales", "wait_replicas"),
     "LIVEROOM_SALES_WAIT_MS": ("sales", "wait_ms"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
+    "LIVEROOM_HISTORY_LEN": ("room", "history_len"),
+    "LIVEROOM_ROOM_TTL_S": ("room", "ttl_s"),
+    "LIVEROOM_ORDERS_RETENTION_S": ("sales", "orders_retention_s"),
     "LIVEROOM_SESSION_IDLE_CLOSE_S": ("sessions", "idle_close_s"),
     "LIVEROOM_SESSION_RETENTION_DAYS": ("sessions", "retention_days"),
     "LIVEROOM_WEBHOOK_URL": ("webhooks", "url"),
@@ -272,6 +278,9 @@ def _check(cfg: Config) -> Config:
     need(cfg.limits.ping_after_s > 0, "limits.ping_after_s must be > 0")
     need(cfg.limits.idle_timeout_s > cfg.limits.ping_after_s, "limits.idle_timeout_s must be > limits.ping_after_s")
     need(cfg.sales.pay_window_s > 0, "sales.pay_window_s must be > 0")
+    need(cfg.room.ttl_s > 0, "room.ttl_s must be > 0")
+    need(cfg.room.sweep_interval_ms > 0, "room.sweep_interval_ms must be > 0")
+    need(cfg.sales.orders_retention_s > 0, "sales.orders_retention_s must be > 0")
     need(cfg.sales.wait_replicas >= 0 and cfg.sales.wait_ms >= 0, "sales.wait_replicas and sales.wait_ms must be >= 0")
     need(cfg.sales.wait_ms < cfg.redis.timeout_ms, "sales.wait_ms must be below redis.timeout_ms (a buy is answered after it)")
     need(cfg.sessions.idle_close_s > 0, "sessions.idle_close_s must be > 0")

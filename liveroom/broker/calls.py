@@ -47,7 +47,7 @@ class Calls:
 
     def room_state(self, room: str, create: bool = True) -> Call:
         k = K.room_keys(room)
-        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws], [new_epoch() if create else ""])
+        return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws, k.sales_open], [new_epoch() if create else ""])
 
     def room_comment(
         self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = "",
@@ -109,11 +109,13 @@ class Calls:
     def sale_create(self, room: str, sale: str, info: bytes, stock: int, body: bytes, idem: Idem = None) -> Call:
         k = K.room_keys(room)
         ik, ttl = self._idem(k, "sale_create", idem)
-        return Call("sale_create", room, [k.sales, k.meta, k.hist, *ik], [*self._durable(k, body), sale, info, stock, *ttl])
+        return Call(
+            "sale_create", room, [k.sales, k.meta, k.hist, k.sales_open, *ik], [*self._durable(k, body), sale, info, stock, *ttl]
+        )
 
     def sale_close(self, room: str, sale: str, body: bytes) -> Call:
         k = K.room_keys(room)
-        return Call("sale_close", room, [k.sales, k.meta, k.hist], [self.pubcmd, k.channel, sale, new_epoch(), self.maxlen, body])
+        return Call("sale_close", room, [k.sales, k.meta, k.hist, k.sales_open], [self.pubcmd, k.channel, sale, new_epoch(), self.maxlen, body])
 
     def sale_buy(
         self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int, sold_out: bytes
@@ -140,6 +142,29 @@ class Calls:
         keys = [k.orders, k.pending, self.orders_stream(room), k.meta, k.live]
         keys += [k.session(session)] if session else []
         return Call("order_confirm", room, keys, [order])
+
+    # -- bounded state (broker/expiry_ops.py) -------------------------------------------------
+
+    def room_drop(self, room: str, orders_stream: str | None, retention_ms: int) -> Call:
+        """`orders_stream`: the room's own orders stream (a cluster), deleted with it."""
+        k = K.room_keys(room)
+        others = [
+            k.hist, k.mutes, k.orders, k.milestones, k.info, k.entrants, k.names, k.won, k.bans, k.words,
+            k.strikes, k.reported, k.live, k.live_hll, k.sales_open, k.like_flushes,
+        ]  # fmt: skip
+        others += [orders_stream] if orders_stream else []
+        return Call(
+            "room_drop", room, [k.meta, k.ref, k.hubs, k.pending, k.sales, k.draws, k.reports, k.sessions, *others],
+            [f"{K.PREFIX}:{{{room}}}:", retention_ms],
+        )  # fmt: skip
+
+    def idle_settle(self, room: str, seen_ms: int, new: str) -> Call:
+        """Runs on the idle index's node: `room` is only where it lives (its shard)."""
+        return Call("idle_settle", room, [K.ROOMS_IDLE], [room, seen_ms, new])
+
+    def orders_trim(self, stream: str, oldest_ms: int) -> Call:
+        """Run on the stream's shard (or routed by the stream key on a cluster)."""
+        return Call("orders_trim", "", [stream], [oldest_ms])
 
     # -- moderation (kick, ban) -------------------------------------------------------------
 

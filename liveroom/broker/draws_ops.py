@@ -9,12 +9,12 @@ import msgpack
 from liveroom.broker import keys as K
 from liveroom.broker.base import DrawClaim, DrawRecord
 from liveroom.broker.calls import Idem
-from liveroom.broker.runner import ScriptRunner
+from liveroom.broker.expiry_ops import ExpiryOps
 from liveroom.broker.topology import bounded
 from liveroom.errors import DRAW_OPEN, refusal
 
 
-class DrawsOps(ScriptRunner):
+class DrawsOps(ExpiryOps):
     # -- lucky draws -----------------------------------------------------------------------
 
     async def draw_start(
@@ -145,4 +145,5 @@ class DrawsOps(ScriptRunner):
 
     async def draw_done(self, room: str, draw: str) -> None:
         await bounded(self._cmd(room).zrem(K.DRAWS_DUE, f"{room} {draw}"), self._timeout)
+        await self.mark_idle(room)  # the draw is settled: the room may be over
 

@@ -40,6 +40,9 @@ class RoomKeys:
     strikes: str = ""  # HASH user -> escalated mutes so far (the step on the mute ladder)
     reports: str = ""  # ZSET comment seq -> reports: reported comments, most reported first
     reported: str = ""  # HASH comment seq -> the comment's body (msgpack) as published
+    # SET of the room's sale ids that may still take buys (not closed, not seen past ends_at):
+    # what a join reads, so the welcome does not grow with every sale the room ever held
+    sales_open: str = ""
 
     def report(self, seq: int) -> str:
         """HASH reporting user -> reason: one report per user per comment."""
@@ -124,6 +127,7 @@ def room_keys(room: str) -> RoomKeys:
         live=f"{t}:live",
         live_hll=f"{t}:live:hll",
         sessions=f"{t}:sessions",
+        sales_open=f"{t}:sales:open",
     )
 
 
@@ -133,9 +137,15 @@ def room_keys(room: str) -> RoomKeys:
 SHARD_ORDERS_STREAM = f"{PREFIX}:orders"
 # SCAN pattern of the rooms' orders streams on a cluster (`{` and `}` are not glob syntax)
 ROOM_ORDERS_STREAMS = f"{PREFIX}:{{*}}:orders:stream"
-# SET of rooms that have had a sale, per shard (cluster: one key): what the order reaper
-# scans for unpaid orders. Written before the sale exists, so no order can be missed.
+# Before due-order indexing: SET of rooms that had a sale, per shard. No longer written; a
+# reaper round moves what an older version left there into ORDERS_DUE, then deletes it.
 SALE_ROOMS = f"{PREFIX}:{{sales}}:rooms"
+# ZSET "<room> <sale>" -> next ms the order reaper looks at that room, per shard (cluster: one
+# key): written before sale_create.lua (another slot on a cluster), so no order can be
+# missed; kept while the sale may take buys or the room holds pending orders, scored by the
+# earliest pay deadline. A round reads only the due entries: its cost follows due orders and
+# open sales, never the rooms that ever sold.
+ORDERS_DUE = f"{PREFIX}:{{sales}}:due"
 # short lock so that one hub at a time runs a reaper round over a shard
 REAPER_LOCK = f"{PREFIX}:{{sales}}:reaper"
 
@@ -149,6 +159,15 @@ DRAWS_DUE = f"{PREFIX}:{{draws}}:due"
 # session, what the idle closers poll. Written before live_start.lua (another slot on a
 # cluster), dropped by a closer once the room has no session live.
 SESSIONS_LIVE = f"{PREFIX}:{{sessions}}:live"
+
+
+# ZSET room -> ms it was last seen becoming over (last viewer gone, sale closed, order
+# settled (seen by the order reaper), draw closed, session ended), per shard (cluster: one
+# key): what the room sweepers poll. A room still over room.ttl_s after its entry is
+# deleted whole (room_drop.lua).
+ROOMS_IDLE = f"{PREFIX}:{{rooms}}:idle"
+# short lock so that one hub at a time sweeps a shard
+SWEEP_LOCK = f"{PREFIX}:{{rooms}}:sweeper"
 
 
 def probe_prefix(hub_id: str) -> str:

@@ -75,6 +75,9 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
     async def subscribe(self, room: str) -> None:
         assert self._subs is not None, "start() first"
         await self._subs.subscribe(room)
+        # in the idle index from its first viewer on (kept if there already), so that a room
+        # whose only hub dies, and so never sees its last viewer leave, is still swept
+        await self.mark_idle(room, keep=True)
 
     async def unsubscribe(self, room: str) -> None:
         assert self._subs is not None, "start() first"
@@ -98,6 +101,7 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         cmd = self._cmd(room)
         created = bool(await bounded(cmd.hsetnx(k.info, "created_at", str(now_ms)), self._timeout))
         await bounded(cmd.hset(k.info, mapping={**fields, "updated_at": str(now_ms), "updated_by": by}), self._timeout)
+        await self.mark_active(room)  # created or updated on purpose: kept until it is over again
         return created
 
     async def room_info(self, room: str) -> dict[str, str]:
@@ -152,6 +156,8 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         online = 0
         for call in self.calls.presence_sync(room, ttl_ms, arrived, gone, names or {}):
             online = int(await self._run(call))
+        if gone and online == 0:
+            await self.mark_idle(room)  # the last viewer left: the room may be over
         return online
 
     async def presence_beat(self, room: str, ttl_ms: int, expect: int = -1) -> Beat:
@@ -161,7 +167,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
 
     async def presence_reap(self, room: str, hub_id: str, only_dead: bool = False) -> int:
         """`only_dead`: not if the hub's heartbeat is fresh again (it came back)."""
-        return int(await self._run(self.calls.presence_reap(room, hub_id, only_dead)))
+        online = int(await self._run(self.calls.presence_reap(room, hub_id, only_dead)))
+        if online == 0:
+            await self.mark_idle(room)  # its last viewers were that hub's: the room may be over
+        return online
 
     # -- milestones ------------------------------------------------------------------------
 

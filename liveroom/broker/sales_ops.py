@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import SaleRecord
 from liveroom.broker.calls import Idem
-from liveroom.broker.runner import ScriptRunner
+from liveroom.broker.expiry_ops import ExpiryOps
 from liveroom.broker.topology import bounded
 from liveroom.broker.wire import sale_records
 from liveroom.errors import NO_SUCH_SALE, ReplyError, refusal
@@ -17,7 +18,7 @@ from liveroom.errors import NO_SUCH_SALE, ReplyError, refusal
 SESSION_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # a session id as core/live.py makes them
 
 
-class SalesOps(ScriptRunner):
+class SalesOps(ExpiryOps):
     # -- flash sales -----------------------------------------------------------------------
 
     def orders_stream(self, room: str) -> str:
@@ -28,8 +29,10 @@ class SalesOps(ScriptRunner):
     ) -> tuple[int, str, str]:
         """(seq, epoch, sale id): with a repeated idempotency key `idem` (user, key), the
         first call's, and nothing is created."""
-        # registered first: the order reaper must know every room that can hold an order
-        await bounded(self._cmd(room).sadd(K.SALE_ROOMS, room), self._timeout)
+        # indexed first: the order reaper must know every sale that can take an order (a
+        # replayed create leaves an entry for a sale id never created: the reaper drops it
+        # after SALE_GRACE_MS)
+        await bounded(self._cmd(room).zadd(K.ORDERS_DUE, {f"{room} {sale}": int(time.time() * 1000)}), self._timeout)
         seq, epoch, sid = await self._run(self.calls.sale_create(room, sale, info, stock, body, idem))
         return int(seq), epoch.decode(), sid.decode()
 
@@ -38,6 +41,10 @@ class SalesOps(ScriptRunner):
         seq, _ = await self._run(self.calls.sale_close(room, sale, body))
         if int(seq) < 0:
             raise refusal(NO_SUCH_SALE)
+        # the reaper looks at it next round (not a pay window later): it may forget it now
+        member = {f"{room} {sale}": int(time.time() * 1000)}
+        await bounded(self._cmd(room).zadd(K.ORDERS_DUE, member, xx=True), self._timeout)
+        await self.mark_idle(room)
         return int(seq)
 
     async def sale_buy(
@@ -98,13 +105,56 @@ class SalesOps(ScriptRunner):
         )
         return [i.decode() for i in ids]
 
+    async def sale(self, room: str, sale: str) -> SaleRecord | None:
+        """One sale, read by its own fields (the sales hash holds every sale the room held)."""
+        names = [f"{sale}:{f}".encode() for f in ("info", "stock", "status", "n")]
+        got = await bounded(self._cmd(room).hmget(K.room_keys(room).sales, names), self._timeout)
+        records = sale_records({k: v for k, v in zip(names, got) if v is not None})
+        return records[0] if records else None
+
+    async def sale_listed(self, room: str, sale: str) -> None:
+        """A join reads the sale (a sale an older version created, moved by the reaper)."""
+        await bounded(self._cmd(room).sadd(K.room_keys(room).sales_open, sale), self._timeout)
+
+    async def sale_over(self, room: str, sale: str) -> None:
+        """The sale takes no more buys (past its ends_at): a join stops reading it."""
+        await bounded(self._cmd(room).srem(K.room_keys(room).sales_open, sale), self._timeout)
+
+    async def next_pay_deadline(self, room: str) -> int | None:
+        """The earliest pay deadline of the room's pending orders (ms), or None."""
+        got = await bounded(self._cmd(room).zrange(K.room_keys(room).pending, 0, 0, withscores=True), self._timeout)
+        return int(got[0][1]) if got else None
+
     def registries(self) -> list[Any]:
-        """One client per place SALE_ROOMS lives (each standalone shard, or the cluster)."""
+        """One client per place the shard-wide indexes live (each standalone shard, or the cluster)."""
         return self.topology.registries()
 
-    async def sale_rooms(self, registry: Any) -> list[str]:
+    async def due_sales(self, registry: Any, now_ms: int, count: int) -> list[tuple[str, str, int]]:
+        """(room, sale, ms scored) of the registry's ORDERS_DUE entries due by now_ms."""
+        got = await bounded(
+            registry.zrangebyscore(K.ORDERS_DUE, "-inf", now_ms, start=0, num=count, withscores=True), self._timeout
+        )
+        out = []
+        for member, score in got:
+            room, _, sale = member.decode().partition(" ")
+            out.append((room, sale, int(score)))
+        return out
+
+    async def due_sale_next(self, room: str, sale: str, next_ms: int | None) -> None:
+        """Look at the sale's room again at next_ms, or (None) forget the sale: it takes no
+        buys and the room holds no pending order."""
+        cmd = self._cmd(room)
+        member = f"{room} {sale}"
+        change = cmd.zrem(K.ORDERS_DUE, member) if next_ms is None else cmd.zadd(K.ORDERS_DUE, {member: next_ms})
+        await bounded(change, self._timeout)
+
+    async def legacy_sale_rooms(self, registry: Any) -> list[str]:
+        """Rooms an older version listed in SALE_ROOMS (moved into ORDERS_DUE, then dropped)."""
         return [r.decode() for r in await bounded(registry.smembers(K.SALE_ROOMS), self._timeout)]
+
+    async def legacy_sale_rooms_done(self, registry: Any, rooms: list[str]) -> None:
+        if rooms:
+            await bounded(registry.srem(K.SALE_ROOMS, *rooms), self._timeout)
 
     async def reaper_lock(self, registry: Any, ttl_ms: int) -> bool:
         return bool(await bounded(registry.set(K.REAPER_LOCK, self.hub_id, nx=True, px=ttl_ms), self._timeout))
-

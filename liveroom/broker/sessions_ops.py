@@ -6,11 +6,11 @@ from typing import Any
 
 from liveroom.broker import keys as K
 from liveroom.broker.base import SessionFigures
-from liveroom.broker.runner import ScriptRunner
+from liveroom.broker.expiry_ops import ExpiryOps
 from liveroom.broker.topology import bounded
 
 
-class SessionsOps(ScriptRunner):
+class SessionsOps(ExpiryOps):
     # -- live sessions ---------------------------------------------------------------------
 
     async def live_start(self, room: str, body: bytes, session: str, started_at: int) -> tuple[int, str, int]:
@@ -26,6 +26,8 @@ class SessionsOps(ScriptRunner):
     ) -> tuple[int, int]:
         """(seq, ended_at): seq 0 when it had ended already, -1 no such session, -2 not idle."""
         seq, at = await self._run(self.calls.live_end(room, body, session, ended_at, retention_ms, idle_ms))
+        if int(seq) > 0:
+            await self.mark_idle(room)  # ended now: the room may be over
         return int(seq), int(at)
 
     async def live_now(self, room: str) -> tuple[str, int] | None:

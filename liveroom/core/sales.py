@@ -31,6 +31,9 @@ from liveroom.protocol import frames as F
 
 log = logging.getLogger(__name__)
 ORDER_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,160}\Z")
+REAP_BATCH = 500  # due sales looked at per round and shard; more wait for the next round
+TRIM_EVERY_S = 60.0  # how often a shard's orders stream is trimmed by age
+SALE_GRACE_MS = 60_000  # a due entry whose sale is not (yet) there is kept this long
 
 
 def now_ms() -> int:
@@ -101,6 +104,8 @@ class Sales:
         self.cfg = cfg
         self.broker = broker
         self._pay_window_ms = int(cfg.sales.pay_window_s * 1000)
+        self._trimmed: dict[int, float] = {}  # registry -> when its orders stream was last trimmed
+        self._migrated: set[int] = set()  # registries whose SALE_ROOMS (older versions) is moved
 
     async def create(self, s: Session, op: F.SaleCreate) -> dict[str, Any]:
         now = now_ms()
@@ -125,7 +130,7 @@ class Sales:
     async def close(self, s: Session, op: F.SaleClose) -> dict[str, Any]:
         # the event is built here from the sale as it is now; the script sets its status
         # and its remaining stock, which only Redis knows when it closes the sale
-        record = next((r for r in await self.broker.sales(s.room) if r.id == op.sale), None)
+        record = await self.broker.sale(s.room, op.sale)
         if record is None:
             raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
         view = sale_view(SaleRecord(record.id, record.info, record.stock, "closed"))
@@ -144,7 +149,7 @@ class Sales:
         return {"order": order, "remaining": remaining}
 
     async def sale(self, room: str, sale: str) -> dict[str, Any]:
-        record = next((r for r in await self.broker.sales(room) if r.id == sale), None)
+        record = await self.broker.sale(room, sale)
         if record is None:
             raise ReplyError(NO_SUCH_SALE, "no such sale in this room")
         view = sale_view(record)
@@ -187,17 +192,90 @@ class Sales:
             n += 1
         return n
 
-    async def _expire_room(self, room: str) -> None:
-        """One room of a reaper round: its failure is logged, the round goes on."""
+    async def _expire_room(self, room: str) -> bool:
+        """One room of a reaper round: its failure is logged, the round goes on; False then."""
         try:
             expired = await self.expire_due(room)
         except Unavailable:
             raise  # the shard is gone: the rest of this registry's round would be too
         except Exception:
             log.exception("order reaper: room %r failed", room)
-            return
+            return False
         if expired:
             log.info("room %s: %d unpaid orders expired", room, expired)
+        return True
+
+    async def _next_look(self, room: str, sale: str, scored: int, now: int) -> int | None:
+        """When the reaper must look at this sale's room again: at its earliest pay deadline,
+        and while the sale may take buys no later than one pay window from now (no order
+        placed after `now` is due before that). None: never (no pending order, no buys)."""
+        looks = []
+        deadline = await self.broker.next_pay_deadline(room)
+        if deadline is not None:
+            looks.append(deadline)
+        record = await self.broker.sale(room, sale) if sale else None
+        if record is None:
+            if now - scored < SALE_GRACE_MS:  # indexed just before its script ran: not there yet
+                looks.append(now + 1000)
+        elif record.status != "closed" and not (record.info["ends_at"] and now >= record.info["ends_at"]):
+            looks.append(now + self._pay_window_ms)
+        else:
+            await self.broker.sale_over(room, sale)  # no more buys: a join stops reading it
+        return min(looks) if looks else None
+
+    async def reap_round(self, registry: object) -> int:
+        """One round over a registry (a shard, or the cluster): only the sales due now are
+        read, so a round costs what is due, not every room that ever sold. How many entries."""
+        await self._migrate(registry)
+        now = now_ms()
+        due = await self.broker.due_sales(registry, now, REAP_BATCH)
+        done: set[str] = set()
+        for room, sale, scored in due:
+            if room not in done and not await self._expire_room(room):
+                continue  # looked at again next round
+            done.add(room)
+            try:
+                nxt = await self._next_look(room, sale, scored, now)
+                await self.broker.due_sale_next(room, sale, nxt)
+                if nxt is None:
+                    await self.broker.mark_idle(room)  # its orders are settled: it may be over
+            except Unavailable:
+                raise
+            except Exception:
+                log.exception("order reaper: %r %r failed", room, sale)
+        await self._trim(registry, sorted(done))
+        return len(due)
+
+    async def _trim(self, registry: object, rooms: list[str]) -> None:
+        """The orders streams lose what is older than sales.orders_retention_s and every
+        consumer group has read and acknowledged: a shard's stream once a minute, a
+        cluster room's own stream when its sale is looked at."""
+        per_room = self.broker.orders_streams([]) == []  # a cluster: each room has its own
+        last = self._trimmed.get(id(registry), 0.0)
+        if not per_room and time.monotonic() - last < TRIM_EVERY_S:
+            return
+        self._trimmed[id(registry)] = time.monotonic()
+        oldest = now_ms() - int(self.cfg.sales.orders_retention_s * 1000)
+        for stream in self.broker.orders_streams(rooms):
+            trimmed = await self.broker.orders_trim(registry, stream, oldest)
+            if trimmed:
+                log.info("orders stream %s: %d entries past retention trimmed", stream, trimmed)
+
+    async def _migrate(self, registry: object) -> None:
+        """Rooms an older version listed in SALE_ROOMS: each of their sales into the due
+        index, once, and a join reads those not closed (sales:open)."""
+        if id(registry) in self._migrated:
+            return
+        rooms = await self.broker.legacy_sale_rooms(registry)
+        for room in rooms:
+            if not F.ID_RE.match(room):
+                continue
+            for record in await self.broker.sales(room):
+                await self.broker.due_sale_next(room, record.id, 0)
+                if record.status != "closed":
+                    await self.broker.sale_listed(room, record.id)
+        await self.broker.legacy_sale_rooms_done(registry, rooms)
+        self._migrated.add(id(registry))
 
     async def reaper(self) -> None:
         """Every hub runs this; a short lock per shard lets one of them do each round."""
@@ -208,10 +286,8 @@ class Sales:
                 try:
                     if not await self.broker.reaper_lock(registry, max(int(interval * 900), 100)):
                         continue
-                    for room in await self.broker.sale_rooms(registry):
-                        await self._expire_room(room)
+                    await self.reap_round(registry)
                 except Unavailable as exc:
                     log.warning("order reaper: %s", exc)
                 except Exception:
                     log.exception("order reaper failed")
-

@@ -13,8 +13,13 @@
 -- the highest count they have seen (meta ms_online), once a beat: within a second.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
 local expect = tonumber(ARGV[3])
+-- a hub holding nobody here (an empty room in its grace) keeps no `hubs` entry
+if expect ~= 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 local lost = 0
 if expect >= 0 and redis.call('SCARD', KEYS[4]) ~= expect then
   lost = 1

@@ -8,7 +8,8 @@
 -- ARGV[5 .. 4+n] users now here, ARGV[5+n .. 4+n+g] users gone from this hub, then
 -- (user, display name) pairs of arrivals, written to the names hash (online draws)
 -- The hub's user set gates every change to the counts, so a call retried after a timeout
--- (which may have run) counts nobody twice. Returns the room's online count.
+-- (which may have run) counts nobody twice. A hub left with no user in the room leaves its
+-- `hubs` entry too, so an empty room keeps no trace of it. Returns the room's online count.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
@@ -30,6 +31,9 @@ for i = 5 + n, 4 + n + g do
 end
 if n > 0 and session_live(KEYS[4], KEYS[6]) and KEYS[7] then
   redis.call('PFADD', KEYS[7], unpack(ARGV, 5, 4 + n))
+end
+if redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
 end
 local online = redis.call('HLEN', KEYS[1])
 session_online(KEYS[4], KEYS[6], online)

@@ -16,6 +16,7 @@ from liveroom.auth import Authenticator
 from liveroom.broker.redis import RedisBroker
 from liveroom.config import Config
 from liveroom.core.draws import Draws
+from liveroom.core.expiry import RoomExpiry
 from liveroom.core.hub import Hub
 from liveroom.core.live import LiveSessions
 from liveroom.core.milestones import Milestones
@@ -72,6 +73,7 @@ def build_app(cfg: Config) -> web.Application:
         ws.start()
         unwatch = metrics.watch_gc()
         reaper = asyncio.create_task(sales.reaper(), name="order-reaper")
+        sweeper = asyncio.create_task(RoomExpiry(cfg, broker).sweeper(), name="room-sweeper")
         closer = asyncio.create_task(draws.closer(), name="draw-closer")
         idle = asyncio.create_task(live.closer(), name="session-closer")
         hooks = webhooks.for_hub(cfg, broker.hub_id)  # order events to the shop (docs/shop.md)
@@ -80,6 +82,7 @@ def build_app(cfg: Config) -> web.Application:
         log.info("hub %s ready (%s)", broker.hub_id, "cluster" if broker.clustered else f"{len(cfg.redis.urls)} shard(s)")
         yield
         reaper.cancel()
+        sweeper.cancel()
         closer.cancel()
         idle.cancel()
         if hooks is not None:
