@@ -50,7 +50,7 @@ from liveroom.core.session import Session  # noqa: E402
 from liveroom.protocol import frames as F  # noqa: E402
 from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E402
 
-SECRET = "bench-secret-bench-secret-bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # one of safety.KNOWN_DEV_SECRETS
 
 
 def start_hub(redis_url: str) -> subprocess.Popen[bytes]:
