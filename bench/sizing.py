@@ -212,6 +212,19 @@ def measure_pubsub(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def stock_publishes(stock: int) -> int:
+    """How many stock values sale_buy.lua publishes while `stock` units sell one by one: one
+    each time the value's first two digits change, every unit below 100 (the same rule)."""
+
+    def shown(v: int) -> int:
+        step = 1
+        while v >= 100 * step:
+            step *= 10
+        return v - v % step
+
+    return sum(1 for v in range(stock, 0, -1) if shown(v) != shown(v - 1))
+
+
 # -- 3. the flash sale's Lua ---------------------------------------------------------------------
 
 
@@ -399,11 +412,13 @@ def derive(m: dict[str, Any], s: Assumptions) -> dict[str, Any]:
     so_us = buy["sold_out"]["usec_per_call"]
     budget = s.redis_core_budget
     steady_pubs = s.comments_per_s + like_pubs
-    # the opening: every tap is a script call until the stock is gone; each unit sold publishes
-    # the stock value to every subscriber of the channel
-    opening_core = steady + s.buy_rate * ok_us / 1e6 + fanout_core(s.buy_rate, hubs)
+    # the opening: every tap is a script call until the stock is gone; a unit sold publishes
+    # the stock value to every subscriber of the channel only when its first two digits
+    # change (sale_buy.lua): `pub_share` publishes per unit sold
+    pub_share = stock_publishes(s.stock) / max(s.stock, 1)
+    opening_core = steady + s.buy_rate * ok_us / 1e6 + fanout_core(s.buy_rate * pub_share, hubs)
     after_core = steady + (0.0 if s.sold_out_fast_path else s.buy_rate * so_us / 1e6)
-    peak_pubs = steady_pubs + s.buy_rate
+    peak_pubs = steady_pubs + s.buy_rate * pub_share
     # split: hubs subscribe on replicas of the room's shard (Redis propagates PUBLISH, also
     # from scripts, to its replicas), each replica carrying at most what its budget allows;
     # the master then publishes to its replicas only
@@ -413,12 +428,12 @@ def derive(m: dict[str, Any], s: Assumptions) -> dict[str, Any]:
     def buys_per_s(subs: int) -> float:
         """The most buys a second the shard answers while the stock lasts (its budget)."""
         spare = budget - steady_scripts - fanout_core(steady_pubs, subs)
-        return max(spare, 0.0) / ((ok_us + subs * b_us) / 1e6)
+        return max(spare, 0.0) / ((ok_us + pub_share * subs * b_us) / 1e6)
 
     cap_single = buys_per_s(hubs)
     cap_split = buys_per_s(replicas) if replicas else cap_single
     need_split = steady > budget or (cap_single < s.buy_rate and cap_split > 1.5 * cap_single)
-    master_split = steady_scripts + fanout_core(steady_pubs, replicas) + min(s.buy_rate, cap_split) * (ok_us + replicas * b_us) / 1e6
+    master_split = steady_scripts + fanout_core(steady_pubs, replicas) + min(s.buy_rate, cap_split) * (ok_us + pub_share * replicas * b_us) / 1e6
     script_bound = s.buy_rate * ok_us / 1e6 > budget - steady_scripts
     return {
         "assumptions": asdict(s),

@@ -197,6 +197,38 @@ async def test_per_person_limit(shared_hub: HubProcess) -> None:
         await c.close()
 
 
+async def test_big_stock_published_when_its_first_two_digits_change(shared_hub: HubProcess, redis1: RedisProcess) -> None:
+    """A large sale does not publish its stock once per unit to every hub (the room's shard
+    pays each publish once per subscribed hub): only when the first two digits change, and
+    every unit below 100. The buyer's reply has the exact figure, and so does a join."""
+    import redis.asyncio as aioredis
+
+    from liveroom.broker.keys import room_keys
+
+    r_ = room()
+    sale = await open_sale(shared_hub.base, r_, stock=150, limit=100)
+    sub = aioredis.Redis.from_url(redis1.url).pubsub()
+    await sub.subscribe(room_keys(r_).channel)
+    buyer = await Client.connect(shared_hub.base, r_, token("bulk"))
+    try:
+        for i in range(60):
+            r = await buyer.call("buy", sale=sale, qty=1, key=f"b{i}")
+            assert r["ok"] and r["remaining"] == 149 - i, r
+        published: list[int] = []
+        quiet_until = asyncio.get_running_loop().time() + t(1)
+        while asyncio.get_running_loop().time() < quiet_until:
+            m = await sub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if m is not None and m["data"].startswith(b"S" + sale.encode() + b" "):
+                published.append(int(m["data"].split()[1]))
+        assert published == [149, 139, 129, 119, 109, *range(99, 89, -1)]
+        late = await Client.connect(shared_hub.base, r_, None)
+        assert [s_["stock"] for s_ in late.welcome["state"]["sales"] if s_["id"] == sale] == [90]
+        await late.close()
+    finally:
+        await buyer.close()
+        await sub.aclose()
+
+
 async def test_order_ids_stay_unique_when_redis_loses_the_count(shared_hub: HubProcess, redis1: RedisProcess) -> None:
     """The sale's order counter goes back (as on a replica promoted before it had the last
     buys): the next order still gets an id of its own, and both orders can be read back."""

@@ -75,7 +75,18 @@ redis.call('HINCRBY', KEYS[7], 'gmv_pending', amount)
 session_add(KEYS[7], KEYS[9], 'orders_pending', 1, 'orders')
 session_add(KEYS[7], KEYS[9], 'gmv_pending', amount, 'gmv')
 redis.call('HSET', KEYS[3], ARGV[6], 'ok|' .. oid .. '|' .. remaining)
-redis.call(ARGV[1], ARGV[2], 'S' .. sid .. ' ' .. remaining)
+-- The stock value goes to every hub of the room (once per subscribed hub: the shard's cost)
+-- only when its first two digits change, and for every unit below 100: a sale of 10,000
+-- publishes ~280 values, not 10,000, and viewers see "9,900 left" as it happens. The buyer's
+-- reply has the exact figure, and the last unit always publishes (0, then `sold_out`).
+local function shown(v)
+  local step = 1
+  while v >= 100 * step do step = step * 10 end
+  return v - v % step
+end
+if shown(stock) ~= shown(remaining) then
+  redis.call(ARGV[1], ARGV[2], 'S' .. sid .. ' ' .. remaining)
+end
 if remaining == 0 then
   redis.call('HSET', KEYS[1], sid .. ':status', 'sold_out')
   publish_durable(KEYS[7], KEYS[8], ARGV[1], ARGV[2], ARGV[13], ARGV[9], ARGV[10])
