@@ -25,6 +25,7 @@ from liveroom.core.presence import Presence
 from liveroom.core.resync import Resync, welcome
 from liveroom.core.room import Event, Room
 from liveroom.core.rules import CommentSampler
+from liveroom.core.soldout import SoldOutBook
 from liveroom.core.tasks import Background
 from liveroom.protocol import events
 from liveroom.protocol.codec import frame
@@ -55,6 +56,7 @@ class Hub:
         self._tick_s = cfg.room.tick_ms / 1000
         self._pacing = Pacing(cfg.room.flush_gap_ms / 1000, self._tick_s, cfg.room.flush_writes_per_s)
         self._viewers = 0  # on this hub, all rooms: what the pacing's gap depends on
+        self.sold_out = SoldOutBook()  # sales known sold out (core/soldout.py), kept by the events here
         self.milestones = milestones
         # self._mark, not self._dirty.add: tick() replaces the set, a bound add would go to the old one
         self.presence = Presence(cfg.room, broker, self.spawn, self._mark, self._drop_room, self._milestone_draws)
@@ -122,6 +124,7 @@ class Hub:
                 return
             del self.rooms[room.id]
             self.metrics.rooms.dec()
+            self.sold_out.forget_room(room.id)
             await self.broker.unsubscribe(room.id)
 
     async def join(
@@ -182,6 +185,8 @@ class Hub:
                 self._dirty.add(room)
         elif isinstance(msg, StockMsg):
             room.stock[msg.sale] = msg.remaining  # latest value wins within a tick
+            if msg.remaining > 0:
+                self.sold_out.reopen(room_id, msg.sale)  # units back (or a late message): ask Redis again
             self._wake(room)
         elif isinstance(msg, ByeMsg):
             self.send_away(room, msg.user, msg.reason)
@@ -198,6 +203,10 @@ class Hub:
                 gap = room.accept(msg)
                 if gap is not None:
                     self.spawn(self.resync.repair(room, *gap))
+                if self.sold_out.watching(room_id) and room.pending and room.pending[-1]["seq"] == msg.seq:
+                    ev = room.pending[-1]
+                    if ev["type"] == "sale":  # closed or changed: Redis answers for it again
+                        self.sold_out.reopen(room_id, ev["sale"]["id"])
                 self._wake(room)
                 self.metrics.events_in.inc()
 
