@@ -185,6 +185,8 @@ def start_server(kind: str, redis_url: str, a: argparse.Namespace, cleanup: Clea
         cmd = [sys.executable, "-m", "liveroom", "serve", "--workers", "1"]
     else:
         cmd = [sys.executable, str(PEER_SCRIPT), "--port", str(port), "--redis", redis_url, "--secret", SECRET]
+    if getattr(a, "hub_cpus", None):
+        cmd = ["taskset", "-c", a.hub_cpus, *cmd]  # the hub alone on its core(s): see --pin
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_die_with_parent)
     cleanup.add(f"{kind} {proc.pid}", lambda: _stop_popen(proc))
     _wait_healthy(proc, port, f"{kind} on port {port}")
@@ -909,6 +911,18 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         c_idle1 = _cpu(hub_ps)
         rss1 = [p.memory_info().rss for p in hub_ps]
         hub_idle_pct = 100 * sum(y - x for x, y in zip(c_idle0, c_idle1)) / a.settle
+        if a.idle > 0:  # idle mode: N viewers, nothing said, the hub's CPU over --idle seconds
+            c0 = _cpu(hub_ps)
+            time.sleep(a.idle)
+            used_idle = sum(y - x for x, y in zip(c0, _cpu(hub_ps)))
+            stop_evt.set()
+            return {
+                "peer": kind, "mode": "idle", "viewers": a.viewers, "connected": connected, "idle_s": a.idle,
+                "hub_cpu_s": round(used_idle, 3), "hub_idle_cpu_pct": round(100 * used_idle / a.idle, 2),
+                "hub_cpu_pct_per_10k": round(100 * used_idle / a.idle * 10_000 / max(connected, 1), 2),
+                "mem_per_conn_kb": round((sum(rss1) - sum(rss0)) / max(connected, 1) / 1024, 2),
+                "pinned_hub_cpus": a.hub_cpus,
+            }  # fmt: skip
 
         start = time.time() + 0.3
         t_start.value = start
@@ -1146,6 +1160,28 @@ def ratio_table(rt: dict[str, float | None]) -> str:
     return "\n".join(lines)
 
 
+def pin(a: argparse.Namespace) -> None:
+    """Keep the hub, not the load generator, the thing measured: the hub process gets its own
+    core(s) (taskset), this process and everything it forks (Redis, load processes,
+    commenters) the others (sched_setaffinity, inherited)."""
+    a.hub_cpus = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.pin == "off" or (a.pin == "auto" and len(cpus) < 2):
+        return
+    if a.pin == "auto":
+        hub, rest = str(cpus[-1]), ",".join(map(str, cpus[:-1]))
+    else:
+        hub, _, rest = a.pin.partition(":")
+    a.hub_cpus = hub
+    if rest:
+        os.sched_setaffinity(0, {int(c) for part in rest.split(",") for c in _cpu_range(part)})
+
+
+def _cpu_range(part: str) -> range:
+    lo, _, hi = part.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--viewers", type=int, default=1000)
@@ -1172,7 +1208,15 @@ def main() -> None:
     ap.add_argument("--peer", choices=["liveroom", "socketio"], default="liveroom")
     ap.add_argument("--compare", action="store_true", help="run liveroom, then the socketio peer, print ratios")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument(
+        "--pin", default="auto",
+        help="HUB:REST cpu lists for taskset, e.g. 1:0 (hub on cpu 1; Redis, load and commenter processes on cpu 0), "
+        "'auto' (the last cpu for the hub, the others for the rest, if there are 2 or more) or 'off'",
+    )  # fmt: skip
+    ap.add_argument("--idle", type=float, default=0, help="idle mode: connect --viewers, measure the hub's CPU %% for "
+                    "this many seconds with nothing said, and stop")  # fmt: skip
     a = ap.parse_args()
+    pin(a)
     if a.viewers < 1 or a.procs < 1 or a.commenters < 1:
         ap.error("--viewers, --procs and --commenters must be >= 1")
     if a.buys > 0 and (a.compare or a.peer != "liveroom"):
@@ -1198,7 +1242,7 @@ def main() -> None:
     out: dict[str, Any] = {"runs": results}
     if a.compare:
         out["ratios"] = ratios(results[0], results[1])
-    if a.json:
+    if a.json or a.idle > 0:
         print(json.dumps(out))
     else:
         print(table(results))
