@@ -137,7 +137,7 @@ class Sales:
             raise ReplyError(FORBIDDEN, "sign in to buy")
         if not op.key:
             raise ReplyError(BAD_FIELD, "key: required (a client idempotency key)")
-        if self.sold_out.answers(s.room, op.sale, buy_field(s.identity.id, op.key), op.qty, now_ms()):
+        if self.sold_out_here(s, op):
             raise refusal(SOLD_OUT)  # known sold out and a key Redis never answered: no Redis call
         try:
             res = await self.broker.sale_buy(
@@ -152,6 +152,12 @@ class Sales:
             raise
         order, remaining, _first = res
         return {"order": order, "remaining": remaining}
+
+    def sold_out_here(self, s: Session, op: F.Buy) -> bool:
+        """The fast path's answer: True when this hub answers the buy `sold_out` itself."""
+        if s.identity.anonymous or not op.key:
+            return False  # refused otherwise, by buy()
+        return self.sold_out.answers(s.room, op.sale, buy_field(s.identity.id, op.key), op.qty, now_ms())
 
     async def _learn_sold_out(self, room: str, sale: str, gen: int) -> None:
         """Read the sale, then every key Redis answered, for the fast path (core/soldout.py:
