@@ -25,9 +25,10 @@ is half the buys, so the sale sells out mid-run and `sold_out` reaches every vie
 socketio on aiohttp with AsyncRedisManager) with a minimal Engine.IO/Socket.IO-over-
 websocket client; `--peer node` against bench/peers/node/server.js (Node socket.io 4 with
 @socket.io/redis-adapter; `npm ci` installs it on first use); `--compare` runs liveroom and
-both peers in the same run (`--peers` picks which) and prints ours/peer ratios. `--pin 0:1`
-puts the server process(es) on core 0 and everything else (load processes, commenters,
-Redis, this process) on core 1, so the server's figures are its own (see RESULTS.md).
+both peers in the same run (`--peers` picks which) and prints ours/peer ratios. `--pin`
+(default `auto`: the last cpu for the server, the others for the rest; or `0:1`, or `off`)
+puts the server process(es) on their core and everything else (load processes, commenters,
+Redis, this process) on the others, so the server's figures are its own (see RESULTS.md).
 
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 20 --duration 20
     .venv/bin/python bench/fanout.py --viewers 1000 --rate 50 --compare --json
@@ -193,8 +194,8 @@ def start_server(kind: str, redis_url: str, a: argparse.Namespace, cleanup: Clea
         cmd = ["node", str(NODE_DIR / "server.js"), "--port", str(port), "--redis", redis_url, "--secret", SECRET]
     else:
         cmd = [sys.executable, str(PEER_SCRIPT), "--port", str(port), "--redis", redis_url, "--secret", SECRET]
-    if a.pin:
-        cmd = ["taskset", "-c", a.pin[0], *cmd]
+    if getattr(a, "hub_cpus", None):
+        cmd = ["taskset", "-c", a.hub_cpus, *cmd]  # the server alone on its core(s): see --pin
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_die_with_parent)
     cleanup.add(f"{kind} {proc.pid}", lambda: _stop_popen(proc))
     _wait_healthy(proc, port, f"{kind} on port {port}")
@@ -207,22 +208,6 @@ def ensure_node_peer() -> None:
         return
     print("fanout: installing the Node peer (npm ci --prefix bench/peers/node)", file=sys.stderr)
     subprocess.run(["npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True)
-
-
-def _parse_pin(spec: str) -> tuple[str, str]:
-    """'0:1' -> ('0', '1'): the server cores, then the cores of everything else (taskset lists)."""
-    server, sep, rest = spec.partition(":")
-    if not sep or not server or not rest:
-        raise argparse.ArgumentTypeError("--pin wants SERVER_CPUS:OTHER_CPUS, e.g. 0:1 or 0:1-3")
-    return server, rest
-
-
-def _cpus(spec: str) -> set[int]:
-    out: set[int] = set()
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def _wait_disconnected(ports: list[int], timeout: float) -> None:
@@ -944,6 +929,18 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         c_idle1 = _cpu(hub_ps)
         rss1 = [p.memory_info().rss for p in hub_ps]
         hub_idle_pct = 100 * sum(y - x for x, y in zip(c_idle0, c_idle1)) / a.settle
+        if a.idle > 0:  # idle mode: N viewers, nothing said, the hub's CPU over --idle seconds
+            c0 = _cpu(hub_ps)
+            time.sleep(a.idle)
+            used_idle = sum(y - x for x, y in zip(c0, _cpu(hub_ps)))
+            stop_evt.set()
+            return {
+                "peer": kind, "mode": "idle", "viewers": a.viewers, "connected": connected, "idle_s": a.idle,
+                "hub_cpu_s": round(used_idle, 3), "hub_idle_cpu_pct": round(100 * used_idle / a.idle, 2),
+                "hub_cpu_pct_per_10k": round(100 * used_idle / a.idle * 10_000 / max(connected, 1), 2),
+                "mem_per_conn_kb": round((sum(rss1) - sum(rss0)) / max(connected, 1) / 1024, 2),
+                "pinned_hub_cpus": a.hub_cpus,
+            }  # fmt: skip
 
         start = time.time() + 0.3
         t_start.value = start
@@ -1007,7 +1004,7 @@ def run(kind: str, a: argparse.Namespace) -> dict[str, Any]:
         ack = {int(k): v for k, v in cres["ack_hist"].items()}
         res: dict[str, Any] = {
             "peer": kind,
-            "pin": ":".join(a.pin) if a.pin else None,
+            "pin": a.hub_cpus and f"{a.hub_cpus}:{','.join(map(str, sorted(os.sched_getaffinity(0))))}",
             "viewers": a.viewers,
             "connected": connected,
             "connect_failures": failed,
@@ -1184,6 +1181,28 @@ def ratio_table(rt: dict[str, float | None], peer: str = "socketio") -> str:
     return "\n".join(lines)
 
 
+def pin(a: argparse.Namespace) -> None:
+    """Keep the hub, not the load generator, the thing measured: the hub process gets its own
+    core(s) (taskset), this process and everything it forks (Redis, load processes,
+    commenters) the others (sched_setaffinity, inherited)."""
+    a.hub_cpus = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.pin == "off" or (a.pin == "auto" and len(cpus) < 2):
+        return
+    if a.pin == "auto":
+        hub, rest = str(cpus[-1]), ",".join(map(str, cpus[:-1]))
+    else:
+        hub, _, rest = a.pin.partition(":")
+    a.hub_cpus = hub
+    if rest:
+        os.sched_setaffinity(0, {int(c) for part in rest.split(",") for c in _cpu_range(part)})
+
+
+def _cpu_range(part: str) -> range:
+    lo, _, hi = part.partition("-")
+    return range(int(lo), int(hi or lo) + 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--viewers", type=int, default=1000)
@@ -1210,12 +1229,16 @@ def main() -> None:
     ap.add_argument("--peer", choices=["liveroom", *PEERS], default="liveroom")
     ap.add_argument("--compare", action="store_true", help="run liveroom, then the --peers, print ratios")
     ap.add_argument("--peers", default=",".join(PEERS), help="with --compare: which peers (node,socketio)")
-    ap.add_argument(
-        "--pin", type=_parse_pin, default=None, metavar="SERVER:OTHER",
-        help="taskset: server process(es) on SERVER cpus, load processes, commenters, Redis on OTHER (e.g. 0:1)",
-    )  # fmt: skip
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument(
+        "--pin", default="auto",
+        help="HUB:REST cpu lists for taskset, e.g. 1:0 (hub on cpu 1; Redis, load and commenter processes on cpu 0), "
+        "'auto' (the last cpu for the hub, the others for the rest, if there are 2 or more) or 'off'",
+    )  # fmt: skip
+    ap.add_argument("--idle", type=float, default=0, help="idle mode: connect --viewers, measure the hub's CPU %% for "
+                    "this many seconds with nothing said, and stop")  # fmt: skip
     a = ap.parse_args()
+    pin(a)
     if a.viewers < 1 or a.procs < 1 or a.commenters < 1:
         ap.error("--viewers, --procs and --commenters must be >= 1")
     if a.buys > 0 and (a.compare or a.peer != "liveroom"):
@@ -1236,9 +1259,6 @@ def main() -> None:
     kinds = ["liveroom", *peers] if a.compare else [a.peer]
     if "node" in kinds:
         ensure_node_peer()
-    if a.pin:
-        # everything started from here on (Redis, load and commenter processes) inherits this
-        os.sched_setaffinity(0, _cpus(a.pin[1]))
     results = []
     try:
         for kind in kinds:
@@ -1250,7 +1270,7 @@ def main() -> None:
     if a.compare:
         out["ratios"] = ratios(results[0], results[1])
         out["ratios_by_peer"] = {r["peer"]: ratios(results[0], r) for r in results[1:]}
-    if a.json:
+    if a.json or a.idle > 0:
         print(json.dumps(out))
     else:
         print(table(results))

@@ -41,7 +41,9 @@ from liveroom.redis_local import RedisProcess, find_server, free_port  # noqa: E
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 
-def start_hub(redis_url: str, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_hub(redis_url: str, cpus: str | None = None, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    """A hub on `redis_url`; `cpus`: a taskset cpu list to keep it on (--pin); `extra`:
+    more LIVEROOM_* settings."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -55,7 +57,8 @@ def start_hub(redis_url: str, **extra: str) -> tuple[subprocess.Popen[bytes], in
         LIVEROOM_IMPLICIT_ROOMS="1",  # the bench joins rooms without creating them
     )
     env.update(extra)
-    proc = subprocess.Popen([sys.executable, "-m", "liveroom", "serve", "--workers", "1"], env=env, cwd=ROOT)
+    cmd = [sys.executable, "-m", "liveroom", "serve", "--workers", "1"]
+    proc = subprocess.Popen(["taskset", "-c", cpus, *cmd] if cpus else cmd, env=env, cwd=ROOT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -77,6 +80,7 @@ def buyer_proc(
     async def main() -> dict[str, Any]:
         lat: list[float] = []
         codes: dict[str, int] = {}
+        slots: dict[int, int] = {}  # answers per 100 ms of wall time, to count those after the sell-out
         conn = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=conn) as s:
             sem = asyncio.Semaphore(100)
@@ -108,12 +112,14 @@ def buyer_proc(
                         if f["t"] == "reply" and f["id"] == k:
                             break
                     lat.append(time.perf_counter() - t0)
+                    slot = int(time.time() * 10)
+                    slots[slot] = slots.get(slot, 0) + 1
                     code = "ok" if f["ok"] else f["error"]["code"]
                     codes[code] = codes.get(code, 0) + 1
 
             await asyncio.gather(*(tap(n, ws) for n, ws in enumerate(socks)))
             await asyncio.gather(*(ws.close() for ws in socks))
-        return {"lat": lat, "codes": codes}
+        return {"lat": lat, "codes": codes, "slots": slots}
 
     out.put(uvloop.run(main()))
 
@@ -160,7 +166,14 @@ def main() -> None:
     ap.add_argument("--replica", action="store_true", help="give the Redis a replica (buys then WAIT for it)")
     ap.add_argument("--wait-replicas", type=int, default=1, help="LIVEROOM_SALES_WAIT_REPLICAS for the hubs")
     ap.add_argument("--no-raw", action="store_true", help="skip the redis-benchmark comparison")
+    ap.add_argument("--pin", default="auto", help="HUB:REST cpu lists (taskset), 'auto' (last cpu for the hub(s)) or 'off'")
     a = ap.parse_args()
+    hub_cpus = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.pin != "off" and not (a.pin == "auto" and len(cpus) < 2):
+        hub_cpus, _, rest = (f"{cpus[-1]}:" + ",".join(map(str, cpus[:-1]))).partition(":") if a.pin == "auto" else a.pin.partition(":")
+        if rest:  # Redis, buyers and redis-benchmark stay off the hub's core (inherited)
+            os.sched_setaffinity(0, {int(c) for c in rest.split(",")})
 
     import psutil
     import redis as redis_sync
@@ -176,7 +189,7 @@ def main() -> None:
             time.sleep(0.1)
         rr.close()
         rm.close()
-    hubs = [start_hub(rp.url, LIVEROOM_SALES_WAIT_REPLICAS=str(a.wait_replicas)) for _ in range(a.hubs)]
+    hubs = [start_hub(rp.url, hub_cpus, LIVEROOM_SALES_WAIT_REPLICAS=str(a.wait_replicas)) for _ in range(a.hubs)]
     try:
         def open_sale(room: str) -> str:
             host = make_token(SECRET, "shop", role="host", rooms=[room])
@@ -209,6 +222,22 @@ def main() -> None:
         time.sleep(max(0.0, start_at - time.time()))
         cpu0 = [x.cpu_times() for x in hub_ps + load_ps + [redis_ps]]
         t0 = time.time()
+        # after the sell-out: from 1 s after the stock reached 0 (the hubs have heard of it)
+        # to the end, the hubs' CPU and the answers given
+        watch = redis_sync.Redis.from_url(rp.url)
+        sold_at = None
+        while time.time() < t0 + a.duration - 2:
+            if int(watch.hget(K.room_keys(room).sales, f"{sale}:stock") or 1) <= 0:
+                sold_at = time.time()
+                break
+            time.sleep(0.02)
+        watch.close()
+        after0 = None
+        if sold_at is not None:
+            time.sleep(max(0.0, sold_at + 1.0 - time.time()))
+            after0 = (time.time(), sum((c.user + c.system) for c in (x.cpu_times() for x in hub_ps)))
+            time.sleep(max(0.0, t0 + a.duration - 0.2 - time.time()))  # until the buyers stop (not their closing)
+            after1 = (time.time(), sum((c.user + c.system) for c in (x.cpu_times() for x in hub_ps)))
         results = [q.get(timeout=a.duration + 120) for _ in procs]
         wall = time.time() - t0
         cpu1 = [x.cpu_times() for x in hub_ps + load_ps + [redis_ps]]
@@ -235,6 +264,18 @@ def main() -> None:
         raw = redis_benchmark(rp.port, sha, rb_room, rb_sale, 6) if shutil.which("redis-benchmark") and not a.no_raw else float("nan")
 
         total = ok + rejected
+        after: dict[str, Any] = {}
+        if after0 is not None:
+            hub_cpu_after = after1[1] - after0[1]
+            first_slot, last_slot = int(after0[0] * 10) + 1, int(after1[0] * 10)  # whole 100 ms slots between
+            answers_after = sum(n for r in results for sl, n in r["slots"].items() if first_slot <= sl < last_slot)
+            hub_cpu_after *= (last_slot - first_slot) / 10 / (after1[0] - after0[0])  # the same span as the slots
+            after = {
+                "sold_out_after_s": round(sold_at - t0, 2) if sold_at else None,
+                "answers_after_sellout": answers_after,
+                "hub_cpu_after_sellout_s": round(hub_cpu_after, 2),
+                "answers_per_hub_cpu_s_after_sellout": round(answers_after / hub_cpu_after, 1) if hub_cpu_after else None,
+            }
         res = {
             "buyers": a.buyers,
             "replica": a.replica,
@@ -258,6 +299,8 @@ def main() -> None:
             "buys_per_hub_cpu_s": round(total / hub_cpu, 1) if hub_cpu else None,
             "redis_evalsha_per_s": round(raw, 1),
             "ratio_to_redis": round((total / wall) / raw, 3) if raw == raw and raw else None,
+            **after,
+            "pinned_hub_cpus": hub_cpus,
         }
         if a.json:
             print(json.dumps(res))

@@ -55,6 +55,10 @@ class RedisConfig:
 @dataclass(frozen=True, slots=True)
 class RoomConfig:
     tick_ms: int = 100
+    # a room's batch goes out at once after a quiet spell, then at most every
+    # clamp(hub viewers / flush_writes_per_s, flush_gap_ms, tick_ms) (core/pacing.py)
+    flush_gap_ms: int = 20
+    flush_writes_per_s: int = 50000  # 0: one batch per tick, as before
     viewer_comment_cap: int = 20  # comments/s sent to one viewer before sampling; 0 = no cap
     comment_rate: float = 2.0  # comments/s one user may send in a room (all hubs together); 0 = no limit
     comment_burst: int = 5
@@ -171,6 +175,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_VIEWER_COMMENT_CAP": ("room", "viewer_comment_cap"),
     "LIVEROOM_COMMENT_RATE": ("room", "comment_rate"),
     "LIVEROOM_TICK_MS": ("room", "tick_ms"),
+    "LIVEROOM_FLUSH_GAP_MS": ("room", "flush_gap_ms"),
+    "LIVEROOM_FLUSH_WRITES_PER_S": ("room", "flush_writes_per_s"),
     "LIVEROOM_HUB_TTL_MS": ("room", "hub_ttl_ms"),
     "LIVEROOM_MAX_CONN_PER_IP": ("limits", "max_conn_per_ip"),
     "LIVEROOM_FRAME_RATE": ("limits", "frame_rate"),
@@ -264,6 +270,8 @@ def _check(cfg: Config) -> Config:
     need(0 < cfg.server.port < 65536 or cfg.server.port == 0, f"server.port: {cfg.server.port}")
     need(cfg.server.workers >= 0, f"server.workers: {cfg.server.workers}")
     need(10 <= cfg.room.tick_ms <= 5000, f"room.tick_ms must be 10..5000: {cfg.room.tick_ms}")
+    need(cfg.room.flush_gap_ms >= 1, f"room.flush_gap_ms must be >= 1: {cfg.room.flush_gap_ms}")  # above tick_ms: per tick
+    need(cfg.room.flush_writes_per_s >= 0, "room.flush_writes_per_s must be >= 0")
     need(cfg.room.viewer_comment_cap >= 0, "room.viewer_comment_cap must be >= 0")
     need(cfg.room.comment_rate >= 0, "room.comment_rate must be >= 0")
     need(cfg.room.comment_max_chars > 0, "room.comment_max_chars must be > 0")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from liveroom.broker import keys as K
+from liveroom.broker.base import buy_field
 from liveroom.broker.wire import new_epoch
 
 # users per presence_sync call: ~1 ms of script time on a shard
@@ -121,7 +122,7 @@ class Calls:
         self, room: str, sale: str, user: str, qty: int, key: str, order_prefix: str, pay_window_ms: int, sold_out: bytes
     ) -> Call:
         k = K.room_keys(room)
-        idem_field = f"{len(user)}:{user}{key}"
+        idem_field = buy_field(user, key)
         return Call(
             "sale_buy",
             room,

@@ -99,6 +99,20 @@ class SalesOps(ExpiryOps):
         held: dict[bytes, bytes] = await bounded(self._cmd(room).hgetall(K.room_keys(room).bought(sale)), self._timeout)
         return held
 
+    async def answered_keys(self, room: str, sale: str, limit: int) -> set[str] | None:
+        """Every (user, key) field the sale's idempotency hash holds (broker.base.buy_field),
+        read in HSCAN steps (no long command on the shard); None above `limit` fields.
+        HSCAN returns every field present from the first step to the last."""
+        cmd, key, cursor = self._cmd(room), K.room_keys(room).idem(sale), 0
+        fields: set[str] = set()
+        while True:
+            cursor, chunk = await bounded(cmd.hscan(key, cursor, count=5000), self._timeout)
+            fields.update(f.decode() for f in chunk)
+            if len(fields) > limit:
+                return None
+            if cursor == 0:
+                return fields
+
     async def due_orders(self, room: str, now_ms: int, count: int = 500) -> list[str]:
         ids = await bounded(
             self._cmd(room).zrangebyscore(K.room_keys(room).pending, "-inf", now_ms, start=0, num=count), self._timeout

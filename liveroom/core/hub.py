@@ -20,17 +20,24 @@ from liveroom.config import Config
 from liveroom.core import batch, likes
 from liveroom.core.ports import HubMetrics, Viewer
 from liveroom.core.milestones import Milestones
+from liveroom.core.pacing import Pacing
 from liveroom.core.presence import Presence
 from liveroom.core.resync import Resync, welcome
 from liveroom.core.room import GAP, REUSED, Event, Room
 from liveroom.core.rules import CommentSampler
+from liveroom.core.soldout import SoldOutBook
 from liveroom.core.tasks import Background
 from liveroom.protocol import events
 from liveroom.protocol.codec import frame
 
 log = logging.getLogger(__name__)
 
-ONLINE_REFRESH_S = 2.0  # an unchanged online count is still re-sent this often
+# An unchanged online count is re-sent this rarely (for a viewer whose frame was skipped);
+# re-sending it every 2 s was most of what 10,000 idle viewers cost.
+ONLINE_REFRESH_S = 30.0
+# A changed count goes out with the next batch of the room, or on its own at most this
+# often: in a big room the count changes with nearly every tick.
+ONLINE_MIN_S = 1.0
 
 
 class Hub:
@@ -47,9 +54,13 @@ class Hub:
         self.background = Background()
         self.spawn = self.background.spawn  # a task kept until it ends, its failure logged
         self._tick_s = cfg.room.tick_ms / 1000
+        self._pacing = Pacing(cfg.room.flush_gap_ms / 1000, self._tick_s, cfg.room.flush_writes_per_s)
+        self._viewers = 0  # on this hub, all rooms: what the pacing's gap depends on
+        self.sold_out = SoldOutBook()  # sales known sold out (core/soldout.py), kept by the events here
         self.milestones = milestones
-        self.presence = Presence(cfg.room, broker, self.spawn, self._dirty.add, self._drop_room, self._milestone_draws)
-        self.resync = Resync(cfg.room, broker, metrics, self.rooms, self.spawn, self._dirty.add, self.on_message)
+        # self._mark, not self._dirty.add: tick() replaces the set, a bound add would go to the old one
+        self.presence = Presence(cfg.room, broker, self.spawn, self._mark, self._drop_room, self._milestone_draws)
+        self.resync = Resync(cfg.room, broker, metrics, self.rooms, self.spawn, self._mark, self.on_message)
         self.broker_events = BrokerEvents(self.on_message, self.resync.recheck_rooms)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -69,7 +80,7 @@ class Hub:
                 await t
             except (asyncio.CancelledError, Exception):
                 pass
-        await likes.flush(self.broker, self.rooms.values(), self._dirty.add, self._milestone_draws)
+        await likes.flush(self.broker, self.rooms.values(), self._mark, self._milestone_draws)
         # let in-flight presence calls land first, so none re-adds a user after the reap
         await self.background.settle(2.0)
         for room_id in list(self.rooms):
@@ -113,6 +124,7 @@ class Hub:
                 return
             del self.rooms[room.id]
             self.metrics.rooms.dec()
+            self.sold_out.forget_room(room.id)
             await self.broker.unsubscribe(room.id)
 
     async def join(
@@ -148,6 +160,7 @@ class Hub:
         for data in batch.backlog(room_id, batch.visible(backlog, viewer.user_id), viewer.codec):
             viewer.send(data, True)
         room.viewers.setdefault(viewer.wire, {})[viewer] = None
+        self._viewers += 1
         self.metrics.viewers.inc()
 
     def leave(self, viewer: Viewer, room_id: str) -> None:
@@ -156,6 +169,7 @@ class Hub:
         if room is None or group is None or viewer not in group:
             return
         del group[viewer]
+        self._viewers -= 1
         self.metrics.viewers.dec()
         self.presence.left(room, viewer.user_id)
 
@@ -171,7 +185,9 @@ class Hub:
                 self._dirty.add(room)
         elif isinstance(msg, StockMsg):
             room.stock[msg.sale] = msg.remaining  # latest value wins within a tick
-            self._dirty.add(room)
+            if msg.remaining > 0:
+                self.sold_out.reopen(room_id, msg.sale)  # units back (or a late message): ask Redis again
+            self._wake(room)
         elif isinstance(msg, ByeMsg):
             self.send_away(room, msg.user, msg.reason)
         elif isinstance(msg, DurableMsg):
@@ -192,7 +208,11 @@ class Hub:
                     # lagging replica promoted) and handed their seqs out again
                     log.warning("room %s: seq %d reused with other content", room_id, msg.seq)
                     self.spawn(self.resync.reset(room, fresh=True))
-                self._dirty.add(room)
+                if self.sold_out.watching(room_id) and room.pending and room.pending[-1]["seq"] == msg.seq:
+                    ev = room.pending[-1]
+                    if ev["type"] == "sale":  # closed or changed: Redis answers for it again
+                        self.sold_out.reopen(room_id, ev["sale"]["id"])
+                self._wake(room)
                 self.metrics.events_in.inc()
 
     def send_away(self, room: Room, user: str, reason: str) -> int:
@@ -224,7 +244,7 @@ class Hub:
 
     def tick(self) -> None:
         if any(r.local_likes or r.likes_flush for r in self.rooms.values()):
-            self.spawn(likes.flush(self.broker, list(self.rooms.values()), self._dirty.add, self._milestone_draws))
+            self.spawn(likes.flush(self.broker, list(self.rooms.values()), self._mark, self._milestone_draws))
         if not self._stopping:
             self.presence.tick()
         now = time.monotonic()
@@ -234,21 +254,77 @@ class Hub:
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
+        gap = self._pacing.gap(self._viewers)
         for room in dirty:
-            try:
-                self._flush(room, now)
-            except Exception:  # one room's failure never holds up the others
-                log.exception("room %s: flush failed", room.id)
+            if room.pacer.planned:
+                self._dirty.add(room)  # its own flush is planned
+                continue
+            delay = room.pacer.plan(now, gap)  # never None: no flush of it is planned
+            if delay:  # its last batch was too recent: it goes out when the gap has passed
+                self._dirty.add(room)
+                self._schedule(room, delay)
+                continue
+            self._flush_now(room, now)
 
-    def _flush(self, room: Room, now: float) -> None:
+    def _mark(self, room: Room) -> None:
+        """The room has something for its viewers with the next tick (counters)."""
+        self._dirty.add(room)
+
+    def _wake(self, room: Room) -> None:
+        """An event that viewers should see soon (core/pacing.py): the room's batch goes out
+        at once if its last one is `gap` old, else when it is; a burst plans one flush."""
+        self._dirty.add(room)
+        delay = room.pacer.plan(time.monotonic(), self._pacing.gap(self._viewers))
+        if delay is not None:
+            self._schedule(room, delay)
+
+    def _schedule(self, room: Room, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        if delay <= 0:
+            loop.call_soon(self._planned, room)  # after the rest of this read's messages
+        else:
+            loop.call_later(delay, self._planned, room)
+
+    def _planned(self, room: Room) -> None:
+        now = time.monotonic()
+        if room not in self._dirty or self.rooms.get(room.id) is not room:
+            room.pacer.cancel()  # sent by a tick meanwhile: the tick takes it
+            return
+        self._dirty.discard(room)
+        self._flush_now(room, now)
+
+    def _flush_now(self, room: Room, now: float) -> None:
+        try:
+            sent = self._flush(room, now)
+        except Exception:  # one room's failure never holds up the others
+            log.exception("room %s: flush failed", room.id)
+            sent = False
+        if sent:
+            # the gap counts from the end of the writes: a hub slower than the gap (a busy
+            # core) batches more, as the tick did, instead of flushing each event at once
+            room.pacer.flushed(time.monotonic())
+        else:
+            room.pacer.cancel()
+
+    def _flush(self, room: Room, now: float) -> bool:
+        """Send the room's batch; False when there was nothing to send."""
         durable = room.due()
         ephemeral: list[Event] = []
         if room.likes_dirty:
             ephemeral.append(events.likes(room.likes))
-        online_due = room.online != room.online_sent or now - room.online_at >= ONLINE_REFRESH_S
+        stock = [events.stock(s, n) for s, n in room.stock.items()]
+        # a changed count rides along with any batch; alone, it waits ONLINE_MIN_S
+        changed = room.online != room.online_sent
+        since = now - room.online_at
+        online_due = (
+            since >= ONLINE_REFRESH_S or (changed and (since >= ONLINE_MIN_S or durable or ephemeral or stock))
+        )
         if online_due:
             ephemeral.append(events.online(room.online))
-        ephemeral.extend(events.stock(s, n) for s, n in room.stock.items())
+        elif changed:
+            self._dirty.add(room)  # the tick looks again
+        ephemeral.extend(stock)
+        sent = False
         if (durable or ephemeral) and room.size:
             comments = len(batch.sampled(durable))  # the host's and shadowed ones are not sampled
             pick = room.sampler.pick(comments) if comments else None
@@ -261,14 +337,16 @@ class Hub:
                 room.drop([e for e, _, _ in bad])
                 self.metrics.dropped_events.inc(len(bad))
                 self._dirty.add(room)
-                return
+                return False
             self._send(room, out)
+            sent = True
         room.flushed_upto(durable)
         room.likes_dirty = False
         room.stock = {}
         if online_due:
             room.online_sent = room.online
             room.online_at = now
+        return sent
 
     def _send(self, room: Room, out: batch.Outgoing) -> None:
         sent = batch.write(out, room.viewers)

@@ -18,7 +18,7 @@ from liveroom.core.milestones import Milestones
 from liveroom.core.moderation import Moderation
 from liveroom.core.rules import clean_text, normalise
 from liveroom.core.session import Session
-from liveroom.errors import BAD_FIELD, BLOCKED, FORBIDDEN, NO_SUCH_COMMENT, UNKNOWN_OP, ReplyError, refusal
+from liveroom.errors import BAD_FIELD, BLOCKED, FORBIDDEN, NO_SUCH_COMMENT, SOLD_OUT, UNKNOWN_OP, ReplyError, refusal
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
@@ -67,6 +67,12 @@ class Ops:
         if live is not None:
             self._handlers[F.LiveStart] = live.start
             self._handlers[F.LiveEnd] = live.end
+
+    def answer_now(self, s: Session, op: F.Op) -> None:
+        """Ops this hub answers without I/O, before any task is made for them: a buy of a
+        sale it knows is sold out (core/soldout.py) raises its `sold_out` refusal here."""
+        if op.__class__ is F.Buy and self.sales.sold_out_here(s, op):
+            raise refusal(SOLD_OUT)
 
     async def handle(self, s: Session, op: F.Op) -> Result:
         if isinstance(op, F.HOST_OPS) and not s.is_host:

@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from liveroom.broker.base import DurableMsg
+from liveroom.core.pacing import RoomPacer
 from liveroom.core.ports import Viewer, Wire
 from liveroom.core.rules import CommentSampler
 
@@ -123,6 +124,7 @@ class Room:
     # display names of users who arrived, until the next presence_sync writes them to the
     # room's names hash (winners of an `online` draw are shown by name): transient
     names: dict[str, str] = field(default_factory=dict)
+    pacer: RoomPacer = field(default_factory=RoomPacer)  # when its next batch may go out (core/pacing.py)
 
     @property
     def size(self) -> int:

@@ -15,16 +15,20 @@ from typing import Any
 
 import msgpack
 
-from liveroom.broker.base import Broker, SaleRecord
+from liveroom.broker.base import Broker, SaleRecord, buy_field
 from liveroom.config import Config
 from liveroom.core.session import Session
+from liveroom.core.soldout import SoldOutBook
+from liveroom.core.tasks import Background
 from liveroom.errors import (
     BAD_FIELD,
     FORBIDDEN,
     NO_SUCH_ORDER,
     NO_SUCH_SALE,
+    SOLD_OUT,
     ReplyError,
     Unavailable,
+    refusal,
 )
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
@@ -100,12 +104,15 @@ def live_sales(sales: list[SaleRecord]) -> list[dict[str, Any]]:
 
 
 class Sales:
-    def __init__(self, cfg: Config, broker: Broker) -> None:
+    def __init__(self, cfg: Config, broker: Broker, sold_out: SoldOutBook | None = None) -> None:
         self.cfg = cfg
         self.broker = broker
         self._pay_window_ms = int(cfg.sales.pay_window_s * 1000)
         self._trimmed: dict[int, float] = {}  # registry -> when its orders stream was last trimmed
         self._migrated: set[int] = set()  # registries whose SALE_ROOMS (older versions) is moved
+        # the sold-out fast path (core/soldout.py); the hub reopens it on `stock`/`sale` events
+        self.sold_out = sold_out if sold_out is not None else SoldOutBook()
+        self._background = Background()
 
     async def create(self, s: Session, op: F.SaleCreate) -> dict[str, Any]:
         now = now_ms()
@@ -141,12 +148,46 @@ class Sales:
             raise ReplyError(FORBIDDEN, "sign in to buy")
         if not op.key:
             raise ReplyError(BAD_FIELD, "key: required (a client idempotency key)")
-        res = await self.broker.sale_buy(
-            s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms,
-            events.pack(events.sold_out(op.sale)),
-        )
+        if self.sold_out_here(s, op):
+            raise refusal(SOLD_OUT)  # known sold out and a key Redis never answered: no Redis call
+        try:
+            res = await self.broker.sale_buy(
+                s.room, op.sale, s.identity.id, op.qty, op.key, order_prefix(s.room, op.sale), self._pay_window_ms,
+                events.pack(events.sold_out(op.sale)),
+            )
+        except ReplyError as exc:
+            if exc.code == SOLD_OUT:
+                gen = self.sold_out.refused(s.room, op.sale)
+                if gen is not None:
+                    self._background.spawn(self._learn_sold_out(s.room, op.sale, gen))
+            raise
         order, remaining, _first = res
         return {"order": order, "remaining": remaining}
+
+    def sold_out_here(self, s: Session, op: F.Buy) -> bool:
+        """The fast path's answer: True when this hub answers the buy `sold_out` itself."""
+        if s.identity.anonymous or not op.key:
+            return False  # refused otherwise, by buy()
+        return self.sold_out.answers(s.room, op.sale, buy_field(s.identity.id, op.key), op.qty, now_ms())
+
+    async def _learn_sold_out(self, room: str, sale: str, gen: int) -> None:
+        """Read the sale, then every key Redis answered, for the fast path (core/soldout.py:
+        the sale first, so that every key answered before it was seen sold out is in the set)."""
+        record: SaleRecord | None = None
+        keys: set[str] | None = None
+        try:
+            record = next((r for r in await self.broker.sales(room) if r.id == sale), None)
+            sold_out = record is not None and record.stock <= 0 and record.status != "closed"
+            if sold_out:
+                keys = await self.broker.answered_keys(room, sale, self.sold_out.max_keys)
+        finally:  # a failed read leaves the path closed; the next sold_out answer tries again
+            info = record.info if record is not None else {}
+            on = self.sold_out.loaded(
+                room, sale, gen, record is not None and keys is not None, int(info.get("limit", 0)),
+                int(info.get("ends_at", 0)), keys,
+            )  # fmt: skip
+        if on:
+            log.info("room %s: sale %s sold out, answered here from now (%d keys answered before)", room, sale, len(keys or ()))
 
     async def sale(self, room: str, sale: str) -> dict[str, Any]:
         record = await self.broker.sale(room, sale)

@@ -56,7 +56,7 @@ def build_app(cfg: Config) -> web.Application:
     draws = Draws(cfg, broker)
     milestones = Milestones(broker, draws)  # a milestone with a draw starts it
     hub = Hub(cfg, broker, metrics, milestones)
-    sales = Sales(cfg, broker)
+    sales = Sales(cfg, broker, hub.sold_out)  # the hub's events keep its fast path honest
     live = LiveSessions(cfg, broker)
     ops = Ops(cfg, hub, broker, sales, milestones, draws, live)
     ws = WsEndpoint(cfg, hub, ops, auth, metrics)

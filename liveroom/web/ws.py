@@ -315,6 +315,7 @@ class WsEndpoint:
                     pong["id"] = fid
                 conn.ordered(frame(pong, conn.codec))
                 return
+            self.ops.answer_now(conn.session, op)  # e.g. a buy of a sale known sold out: no task, no I/O
             conn.ordered((op, fid, m["t"]))
         except ReplyError as exc:
             conn.ordered(self._refusal(conn, fid, exc))
