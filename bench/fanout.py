@@ -210,6 +210,23 @@ def ensure_node_peer() -> None:
     subprocess.run(["npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True)
 
 
+def _parse_pin(spec: str) -> tuple[str, str]:
+    """'0:1' -> ('0', '1'): the server cores, then the cores of everything else (taskset lists)."""
+    server, sep, rest = spec.partition(":")
+    if not sep or not server or not rest:
+        raise argparse.ArgumentTypeError("--pin wants SERVER_CPUS:OTHER_CPUS, e.g. 0:1 or 0:1-3")
+    return server, rest
+
+
+def _cpus(spec: str) -> set[int]:
+    """A taskset cpu list ('0,2-3') as a set."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def _wait_disconnected(ports: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -1192,15 +1209,9 @@ def pin(a: argparse.Namespace) -> None:
     if a.pin == "auto":
         hub, rest = str(cpus[-1]), ",".join(map(str, cpus[:-1]))
     else:
-        hub, _, rest = a.pin.partition(":")
+        hub, rest = _parse_pin(a.pin)
     a.hub_cpus = hub
-    if rest:
-        os.sched_setaffinity(0, {int(c) for part in rest.split(",") for c in _cpu_range(part)})
-
-
-def _cpu_range(part: str) -> range:
-    lo, _, hi = part.partition("-")
-    return range(int(lo), int(hi or lo) + 1)
+    os.sched_setaffinity(0, _cpus(rest))
 
 
 def main() -> None:
