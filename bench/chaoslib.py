@@ -22,7 +22,6 @@ then audits what a user would notice:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import signal
@@ -41,7 +40,7 @@ from redis.crc import key_slot
 
 from liveroom.broker.sharding import shard_of
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
-from tests.support import Client, HubProcess, http, t, token
+from tests.support import Client, HubProcess, http, stalled_viewer, t, token
 
 # caps off so that every viewer is sent every comment (loss is then loss, not sampling)
 HUB_ENV = {
@@ -784,27 +783,6 @@ async def takeover(port: int, lag_s: float) -> None:
 # -- fault 6: one socket that never reads, a crowd that does ----------------------------------
 
 
-def stalled_socket(port: int, room: str, tok: str) -> socket.socket:
-    """A WebSocket upgrade with a tiny receive buffer, after which nothing is ever read."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        (
-            f"GET /ws?room={room}&token={tok} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    if b" 101 " not in head.split(b"\r\n")[0]:
-        raise ConnectionError(head.decode(errors="replace"))
-    s.setblocking(False)
-    return s
-
-
 async def slow_byes(base: str) -> float:
     """The hub's count of `bye slow`: the stalled socket cannot tell us (reading would drain it)."""
     st, text = await http_text(base + "/metrics")
@@ -873,7 +851,8 @@ async def slow_socket(s: Settings) -> Result:
     notices = OpLog()
     try:
         await crowd.join(hub.port, room, s.crowd)
-        stalled = stalled_socket(hub.port, room, token("stalled"))
+        stalled = stalled_viewer(hub.port, room, token("stalled"))
+        stalled.setblocking(False)
         start = time.monotonic()
         cut_at: float | None = None
         i = 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -361,3 +363,24 @@ async def http(method: str, url: str, tok: str | None, body: Any = None) -> tupl
             if r.content_type == "text/csv":
                 return r.status, await r.text()
             return r.status, await r.json()
+
+
+def stalled_viewer(port: int, room: str, tok: str) -> socket.socket:
+    """A WebSocket client with a tiny receive buffer that never reads after the upgrade: a
+    phone that stopped reading (tests/test_slow_viewer.py, bench/chaoslib.py)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        (
+            f"GET /ws?room={room}&token={tok} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        raise ConnectionError(head.decode(errors="replace"))
+    return s

@@ -18,7 +18,8 @@ from liveroom.core.rules import CommentSampler
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from liveroom.web.outbox import HubOutbox, shed_order
 from tests.support import Client, HubProcess, eventually, http, t, token
-from tests.test_slow_viewer import metric, stalled_viewer
+from tests.support import stalled_viewer
+from tests.test_slow_viewer import metric
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
 

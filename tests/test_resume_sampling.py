@@ -10,7 +10,7 @@ import aiohttp
 
 from liveroom.redis_local import RedisProcess
 from tests.support import AppHub, Client, HubProcess, t, token
-from tests.test_slow_viewer import stalled_viewer
+from tests.support import stalled_viewer
 
 
 def room() -> str:

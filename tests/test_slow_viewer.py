@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import uuid
 from typing import Any, Callable
@@ -13,26 +11,7 @@ import aiohttp
 import msgpack
 
 from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, t, token
-
-
-def stalled_viewer(port: int, room: str, tok: str) -> socket.socket:
-    """A WebSocket client with a tiny receive buffer that never reads after the upgrade."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(
-        (
-            f"GET /ws?room={room}&token={tok} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert b" 101 " in head.split(b"\r\n")[0]
-    return s
+from tests.support import Client, HubProcess, stalled_viewer, t, token
 
 
 async def metric(base: str, name: str) -> float:
