@@ -39,6 +39,7 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from liveroom.broker.sharding import shard_of
+from liveroom.core.resync import RETRY_S
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from tests.support import Client, HubProcess, http, stalled_viewer, t, token
 
@@ -588,7 +589,10 @@ async def _settle_and_audit(
     rooms = [load] + ([other] if other else [])
     for r in rooms:
         await r.halt()
-    until = time.monotonic() + t(5)  # for what is in flight or being repaired, all told
+    # for what is in flight or being repaired, all told: a hub retries a history read Redis
+    # cannot answer for up to resync.RETRY_S (a failover's election) before it gives up and
+    # sends a fresh welcome, and later events wait behind the gap meanwhile
+    until = time.monotonic() + t(RETRY_S + 2)
     for r in rooms:
         await r.wait_delivered(until)
     # the draw closes by itself; give its result time to arrive
