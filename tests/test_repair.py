@@ -122,8 +122,10 @@ class History:
     """A room's history as a broker answers it: fails `fail` times, then answers, each read
     taking `delay` s; `gone` seqs were trimmed."""
 
-    def __init__(self, upto: int, fail: int = 0, delay: float = 0.0, gone: set[int] | None = None) -> None:
-        self.upto, self.fail, self.delay, self.gone = upto, fail, delay, gone or set()
+    def __init__(
+        self, upto: int, fail: int = 0, delay: float = 0.0, gone: set[int] | None = None, error: type[Exception] = Unavailable
+    ) -> None:
+        self.upto, self.fail, self.delay, self.gone, self.error = upto, fail, delay, gone or set(), error
         self.reads = 0
         self.in_flight = 0
         self.most_in_flight = 0
@@ -136,7 +138,7 @@ class History:
             await asyncio.sleep(self.delay)
             if self.fail:
                 self.fail -= 1
-                raise Unavailable("down")
+                raise self.error("down")
             got = [(s, body(f"n{s}")) for s in range(after + 1, self.upto + 1) if s not in self.gone]
             return got[:count]
         finally:
@@ -196,6 +198,20 @@ async def test_repair_retries_and_coalesces() -> None:
     await settle(tasks)
     assert history.most_in_flight == 1 and len(tasks) == 1
     assert flush(room) == list(range(11, 21)) and history.reads >= 3
+
+
+async def test_a_read_failing_in_an_unexpected_way_is_retried_too() -> None:
+    """A cluster between two slot maps can fail a read with an error that is not
+    Unavailable: the repair goes on. Before, the repair task ended there with the gap still
+    open, and the room's later events waited behind it for good."""
+    room = room_at(10)
+    history = History(20, fail=2, error=RuntimeError)
+    resync, tasks = await run_repair(history, room)
+    room.accept(msg(13))
+    room.accept(msg(14))
+    resync.repair_soon(room)
+    await settle(tasks)
+    assert flush(room) == [11, 12, 13, 14] and not room.missing and history.reads == 3
 
 
 async def test_trimmed_gap_ends_in_a_fresh_welcome() -> None:

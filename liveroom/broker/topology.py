@@ -50,8 +50,10 @@ async def bounded(aw: Awaitable[T], timeout: float) -> T:
     except _FAILING_OVER as exc:
         raise Unavailable(str(exc) or type(exc).__name__) from None
     except RedisError as exc:
-        if exc.__class__.__name__ in ("MaxConnectionsError", "SlotNotCoveredError"):
-            raise Unavailable(str(exc)) from None
+        # a cluster between two slot maps: too many redirects (ClusterError), a replica whose
+        # master is down (MASTERDOWN), a slot nobody covers for now
+        if exc.__class__.__name__ in ("MaxConnectionsError", "SlotNotCoveredError", "ClusterError", "MasterDownError"):
+            raise Unavailable(str(exc) or exc.__class__.__name__) from None
         raise
 
 

@@ -170,7 +170,10 @@ class Resync:
                 after = max(lo - 2, 0)  # from one event we had: still the same content?
                 try:
                     got = await self._read(room.id, after, hi)
-                except Unavailable:
+                except Exception as exc:  # whatever failed, the gap stays open: a repair that
+                    # died here would hold the room's later events behind it for good
+                    if not isinstance(exc, Unavailable):
+                        log.warning("room %s: history read failed (%r); retrying", room.id, exc)
                     wait = backoff(attempt)
                     attempt += 1
                     if time.monotonic() + wait > deadline:
@@ -234,7 +237,9 @@ class Resync:
         while True:
             try:
                 return await read()
-            except Unavailable:
+            except Exception as exc:  # Unavailable, or a surprise of a failing-over cluster
+                if not isinstance(exc, Unavailable):
+                    log.warning("read failed (%r); retrying", exc)
                 wait = backoff(attempt)
                 attempt += 1
                 if time.monotonic() + wait > deadline:
