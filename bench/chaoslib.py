@@ -524,11 +524,13 @@ def _fill(res: Result, a: dict[str, Any], other: dict[str, Any] | None) -> Resul
     return res
 
 
-def crashes(hubs: list[HubProcess], killed: frozenset[int] = frozenset()) -> tuple[int, int]:
-    """(hubs that exited by themselves, Traceback lines in the living hubs' logs)."""
-    exited = sum(1 for i, h in enumerate(hubs) if i not in killed and h.proc is not None and h.proc.poll() is not None)
+def note_crashes(res: Result, hubs: list[HubProcess], killed: frozenset[int] = frozenset()) -> None:
+    """Hubs that exited by themselves (not `killed` by the fault), and the Traceback lines
+    in the living hubs' logs, into `res`."""
+    res.hub_crashes = sum(1 for i, h in enumerate(hubs) if i not in killed and h.proc is not None and h.proc.poll() is not None)
     tracebacks = sum(h.log().count("Traceback") for i, h in enumerate(hubs) if i not in killed)
-    return exited, tracebacks
+    if tracebacks:
+        res.notes.append(f"{tracebacks} tracebacks in hub logs")
 
 
 # -- topology -------------------------------------------------------------------------------
@@ -631,9 +633,7 @@ async def shard_kill(s: Settings, keep_data: bool) -> Result:
         a, b, rec = await _settle_and_audit(load, other, env.bases[0], end, s)
         res = _fill(Result(name, load.describe()), a, b)
         res.recover_s = rec
-        res.hub_crashes, tb = crashes(env.hubs)
-        if tb:
-            res.notes.append(f"{tb} tracebacks in hub logs")
+        note_crashes(res, env.hubs)
         return res
     finally:
         await load.close()
@@ -664,9 +664,7 @@ async def shard_stop(s: Settings) -> Result:
         a, b, rec = await _settle_and_audit(load, other, env.bases[0], end, s)
         res = _fill(Result(f"SIGSTOP a shard for {s.stop_s:g} s", load.describe()), a, b)
         res.recover_s = rec
-        res.hub_crashes, tb = crashes(env.hubs)
-        if tb:
-            res.notes.append(f"{tb} tracebacks in hub logs")
+        note_crashes(res, env.hubs)
         return res
     finally:
         await load.close()
@@ -690,9 +688,7 @@ async def hub_kill(s: Settings) -> Result:
         res = _fill(Result("SIGKILL one of two hubs mid-sale and mid-draw", load.describe()), a, None)
         res.other = "n/a (same shard)"
         res.recover_s = rec
-        res.hub_crashes, tb = crashes(env.hubs, killed=frozenset({1}))
-        if tb:
-            res.notes.append(f"{tb} tracebacks in hub logs")
+        note_crashes(res, env.hubs, killed=frozenset({1}))
         return res
     finally:
         await load.close()
@@ -732,9 +728,7 @@ async def cluster_failover(s: Settings, how: str = "kill") -> Result:
         }[how]
         res = _fill(Result(f"Redis Cluster master fails over to its replica ({what})", load.describe()), a, b)
         res.recover_s = rec
-        res.hub_crashes, tb = crashes(hubs)
-        if tb:
-            res.notes.append(f"{tb} tracebacks in hub logs")
+        note_crashes(res, hubs)
         return res
     finally:
         if load:
@@ -885,15 +879,13 @@ async def slow_socket(s: Settings) -> Result:
         res.lost, res.lost_viewers = sum(lost_each), sum(1 for x in lost_each if x)
         res.recover_s = cut_at
         res.unanswered = notices.codes.get("_noreply", 0)
-        res.hub_crashes, tb = crashes([hub])
+        note_crashes(res, [hub])
         res.other = "n/a"
         if notices.codes.keys() - {"ok"}:
             res.notes.append("notices refused: " + ", ".join(f"{c} {n}" for c, n in notices.codes.items() if c != "ok"))
         res.notes.append("time to recover = until the stalled socket was cut" if cut_at is not None else "stalled socket never cut")
         if crowd.closed:
             res.notes.append(f"{crowd.closed} crowd sockets closed")
-        if tb:
-            res.notes.append(f"{tb} tracebacks in hub logs")
         res.notes.append(f"hub RSS {rss_mb(hub):.0f} MB")
         return res
     finally:

@@ -50,6 +50,15 @@ def redis1() -> Iterator[RedisProcess]:
     p.stop()
 
 
+@pytest.fixture(scope="module")
+def own_redis() -> Iterator[RedisProcess]:
+    """A Redis of the module's own (not the session's redis1): its key and command counts
+    are the module's, and no hub of another test claims its draws or orders meanwhile."""
+    p = RedisProcess(find_server(DEFAULT_BINARY)).start()
+    yield p
+    p.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster3() -> Iterator[RedisClusterProcesses]:
     c = RedisClusterProcesses(find_server(DEFAULT_BINARY), masters=3).start()

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from typing import AsyncIterator, Awaitable, Callable, Iterator
+from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis
@@ -28,19 +28,10 @@ from liveroom.core.expiry import RoomExpiry
 from liveroom.core.sales import Sales
 from liveroom.core.session import Session
 from liveroom.protocol import frames as F
-from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
-from tests.conftest import DEFAULT_BINARY
+from liveroom.redis_local import RedisClusterProcesses, RedisProcess
 from tests.support import AppHub, Client, HubProcess, eventually, http, token
 
 LOCKS = {K.REAPER_LOCK, K.SWEEP_LOCK}  # short-lived (PX), may or may not be there
-
-
-@pytest.fixture(scope="module")
-def own_redis() -> Iterator[RedisProcess]:
-    """A Redis of this module's own: its key count and command counts are this test's."""
-    p = RedisProcess(find_server(DEFAULT_BINARY)).start()
-    yield p
-    p.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import uuid
 from dataclasses import replace
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import msgpack
 import pytest
@@ -22,16 +22,7 @@ from liveroom.core.draws import Draws, pick_winners
 from liveroom.core.session import Session
 from liveroom.errors import ReplyError
 from liveroom.protocol import frames as F
-from liveroom.redis_local import RedisProcess, find_server
-from tests.conftest import DEFAULT_BINARY
-
-
-@pytest.fixture(scope="module")
-def own_redis() -> Iterator[RedisProcess]:
-    """A Redis of this module's own: no hub's closer may claim these draws meanwhile."""
-    p = RedisProcess(find_server(DEFAULT_BINARY)).start()
-    yield p
-    p.stop()
+from liveroom.redis_local import RedisProcess
 
 
 @pytest.fixture

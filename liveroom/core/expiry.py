@@ -19,6 +19,7 @@ import time
 
 from liveroom.broker.base import Broker
 from liveroom.config import Config
+from liveroom.core.tasks import locked_rounds
 from liveroom.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,4 @@ class RoomExpiry:
 
     async def sweeper(self) -> None:
         """Every hub runs this; a short lock per shard lets one of them do each round."""
-        while True:
-            await asyncio.sleep(self.interval)
-            for registry in self.broker.registries():
-                try:
-                    if not await self.broker.sweep_lock(registry, max(int(self.interval * 900), 100)):
-                        continue
-                    await self.sweep(registry)
-                except Unavailable as exc:
-                    log.warning("room sweeper: %s", exc)
-                except Exception:
-                    log.exception("room sweeper failed")
+        await locked_rounds("room sweeper", self.interval, self.broker.registries, self.broker.sweep_lock, self.sweep)

@@ -5,7 +5,6 @@ is one script call, so thousands of simultaneous taps cannot oversell.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -19,7 +18,7 @@ from liveroom.broker.base import Broker, SaleRecord, buy_field
 from liveroom.config import Config
 from liveroom.core.session import Session
 from liveroom.core.soldout import SoldOutBook
-from liveroom.core.tasks import Background
+from liveroom.core.tasks import Background, locked_rounds
 from liveroom.errors import (
     BAD_FIELD,
     FORBIDDEN,
@@ -321,14 +320,4 @@ class Sales:
     async def reaper(self) -> None:
         """Every hub runs this; a short lock per shard lets one of them do each round."""
         interval = self.cfg.sales.reaper_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            for registry in self.broker.registries():
-                try:
-                    if not await self.broker.reaper_lock(registry, max(int(interval * 900), 100)):
-                        continue
-                    await self.reap_round(registry)
-                except Unavailable as exc:
-                    log.warning("order reaper: %s", exc)
-                except Exception:
-                    log.exception("order reaper failed")
+        await locked_rounds("order reaper", interval, self.broker.registries, self.broker.reaper_lock, self.reap_round)

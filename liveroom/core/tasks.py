@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from liveroom.errors import Unavailable
@@ -35,3 +35,26 @@ class Background:
                 log.warning("background task: %s", exc)
             else:
                 log.error("background task failed", exc_info=exc)
+
+
+async def locked_rounds(
+    what: str,
+    interval: float,
+    registries: Callable[[], Iterable[Any]],
+    lock: Callable[[Any, int], Awaitable[bool]],
+    round_: Callable[[Any], Awaitable[Any]],
+) -> None:
+    """Every `interval` s, a round on each shard (registry) by the one hub that takes its
+    short lock (every hub runs this: the order reaper, the room sweeper). One round's
+    failure is logged and never ends the loop."""
+    ttl_ms = max(int(interval * 900), 100)
+    while True:
+        await asyncio.sleep(interval)
+        for registry in registries():
+            try:
+                if await lock(registry, ttl_ms):
+                    await round_(registry)
+            except Unavailable as exc:
+                log.warning("%s: %s", what, exc)
+            except Exception:
+                log.exception("%s failed", what)
