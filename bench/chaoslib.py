@@ -612,11 +612,10 @@ async def _settle_and_audit(
 # -- the faults -----------------------------------------------------------------------------
 
 
-async def shard_kill(s: Settings, keep_data: bool) -> Result:
-    """Faults 1 and 2: SIGKILL the shard of a busy room, restart it empty or from its AOF."""
-    name = f"SIGKILL a shard, restart {'from its AOF' if keep_data else 'empty'} after {s.outage_s:g} s"
-    env = Env.standalone(aof=keep_data)
-    load = RoomLoad(room_on_shard(0, 2, "kill"), env.bases, s)
+async def _shard_fault(s: Settings, env: Env, prefix: str, name: str, buys_s: float, fault: Callable[[], Awaitable[None]]) -> Result:
+    """A busy room on shard 0 and a calm one on shard 1, load in flight, then `fault` on
+    shard 0, then the audit of both rooms."""
+    load = RoomLoad(room_on_shard(0, 2, prefix), env.bases, s)
     other = RoomLoad(room_on_shard(1, 2, "calm"), env.bases, s, sale=False, viewers=2)
     try:
         await load.setup(draw_s=2)
@@ -624,11 +623,9 @@ async def shard_kill(s: Settings, keep_data: bool) -> Result:
         load.start()
         other.start()
         await asyncio.sleep(1.0)
-        load.buys_over(s.outage_s + 1)
+        load.buys_over(buys_s)
         await asyncio.sleep(0.3)
-        env.shards[0].kill()
-        await asyncio.sleep(s.outage_s)
-        env.restart_shard(0, keep_data)
+        await fault()
         end = time.monotonic()
         a, b, rec = await _settle_and_audit(load, other, env.bases[0], end, s)
         res = _fill(Result(name, load.describe()), a, b)
@@ -641,35 +638,32 @@ async def shard_kill(s: Settings, keep_data: bool) -> Result:
         env.stop()
 
 
+async def shard_kill(s: Settings, keep_data: bool) -> Result:
+    """Faults 1 and 2: SIGKILL the shard of a busy room, restart it empty or from its AOF."""
+    env = Env.standalone(aof=keep_data)
+
+    async def fault() -> None:
+        env.shards[0].kill()
+        await asyncio.sleep(s.outage_s)
+        env.restart_shard(0, keep_data)
+
+    name = f"SIGKILL a shard, restart {'from its AOF' if keep_data else 'empty'} after {s.outage_s:g} s"
+    return await _shard_fault(s, env, "kill", name, s.outage_s + 1, fault)
+
+
 async def shard_stop(s: Settings) -> Result:
     """Fault 3: SIGSTOP the shard of a busy room for stop_s, then SIGCONT."""
     env = Env.standalone()
-    load = RoomLoad(room_on_shard(0, 2, "stop"), env.bases, s)
-    other = RoomLoad(room_on_shard(1, 2, "calm"), env.bases, s, sale=False, viewers=2)
-    try:
-        await load.setup(draw_s=2)
-        await other.setup(draw_s=0)
-        load.start()
-        other.start()
-        await asyncio.sleep(1.0)
-        load.buys_over(s.stop_s)
-        await asyncio.sleep(0.3)
+
+    async def fault() -> None:
         pid = env.shards[0].proc.pid  # type: ignore[union-attr]
         os.kill(pid, signal.SIGSTOP)
         try:
             await asyncio.sleep(s.stop_s)
         finally:
             os.kill(pid, signal.SIGCONT)
-        end = time.monotonic()
-        a, b, rec = await _settle_and_audit(load, other, env.bases[0], end, s)
-        res = _fill(Result(f"SIGSTOP a shard for {s.stop_s:g} s", load.describe()), a, b)
-        res.recover_s = rec
-        note_crashes(res, env.hubs)
-        return res
-    finally:
-        await load.close()
-        await other.close()
-        env.stop()
+
+    return await _shard_fault(s, env, "stop", f"SIGSTOP a shard for {s.stop_s:g} s", s.stop_s, fault)
 
 
 async def hub_kill(s: Settings) -> Result:
