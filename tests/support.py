@@ -384,3 +384,20 @@ def stalled_viewer(port: int, room: str, tok: str) -> socket.socket:
     if b" 101 " not in head.split(b"\r\n")[0]:
         raise ConnectionError(head.decode(errors="replace"))
     return s
+
+
+def server_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete server frames (unmasked) at the start of `buf`, as (opcode, payload),
+    and what is left of it: for tests that read a raw socket."""
+    frames: list[tuple[int, bytes]] = []
+    while len(buf) >= 2:
+        n, at = buf[1] & 0x7F, 2
+        if n == 126:
+            n, at = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            n, at = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < at + n:
+            break
+        frames.append((buf[0] & 0x0F, buf[at : at + n]))
+        buf = buf[at + n :]
+    return frames, buf

@@ -17,8 +17,7 @@ from liveroom.core.room import Room
 from liveroom.core.rules import CommentSampler
 from liveroom.redis_local import RedisClusterProcesses, RedisProcess, find_server
 from liveroom.web.outbox import HubOutbox, shed_order
-from tests.support import Client, HubProcess, eventually, http, t, token
-from tests.support import stalled_viewer
+from tests.support import Client, HubProcess, eventually, http, server_frames, stalled_viewer, t, token
 from tests.test_slow_viewer import metric
 
 FAST = {"LIVEROOM_FRAME_RATE": "0", "LIVEROOM_COMMENT_RATE": "0"}
@@ -41,17 +40,8 @@ def read_frames(sock: socket.socket, until: Callable[[list[tuple[int, bytes]]], 
         if not chunk:
             frames.append((-1, b""))
             break
-        data += chunk
-        while len(data) >= 2:
-            n, head = data[1] & 0x7F, 2
-            if n == 126:
-                n, head = int.from_bytes(data[2:4], "big"), 4
-            elif n == 127:
-                n, head = int.from_bytes(data[2:10], "big"), 10
-            if len(data) < head + n:
-                break
-            frames.append((data[0] & 0x0F, data[head : head + n]))
-            data = data[head + n :]
+        got, data = server_frames(data + chunk)
+        frames += got
     return frames
 
 

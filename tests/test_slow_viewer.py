@@ -11,7 +11,7 @@ import aiohttp
 import msgpack
 
 from liveroom.redis_local import RedisProcess
-from tests.support import Client, HubProcess, stalled_viewer, t, token
+from tests.support import Client, HubProcess, server_frames, stalled_viewer, t, token
 
 
 async def metric(base: str, name: str) -> float:
@@ -65,22 +65,13 @@ def read_frames(s: socket.socket, until: Callable[[dict[str, Any]], bool]) -> li
     buf = b""
     out: list[dict[str, Any]] = []
     while True:
-        while True:  # every complete frame in buf
-            if len(buf) < 2:
-                break
-            n, at = buf[1] & 0x7F, 2
-            if n == 126:
-                n, at = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                n, at = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < at + n:
-                break
-            if buf[0] & 0x0F == 0x2:
-                f = msgpack.unpackb(buf[at : at + n])
+        frames, buf = server_frames(buf)
+        for opcode, payload in frames:
+            if opcode == 0x2:
+                f = msgpack.unpackb(payload)
                 out.append(f)
                 if until(f):
                     return out
-            buf = buf[at + n :]
         chunk = s.recv(65536)
         assert chunk, "closed"
         buf += chunk
