@@ -275,7 +275,6 @@ class Webhooks:
         self.cluster = cluster
         self.consumer = consumer
         self._redis_timeout = redis_timeout_s
-        self.workers: list[StreamWorker] = []
         self._task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -299,13 +298,11 @@ class Webhooks:
                         task = tasks.get(stream)
                         if task is None or task.done():
                             w = StreamWorker(self.cfg, client, stream, self.consumer, http, room_stream=True)
-                            self.workers = [x for x in self.workers if x.stream != stream] + [w]
                             tasks[stream] = asyncio.create_task(w.run(), name=f"webhooks {stream}")
                 except (RedisError, OSError) as exc:
                     log.warning("webhooks: looking for orders streams: %s", exc)
                 for stream in [s for s, task in tasks.items() if task.done()]:
                     del tasks[stream]
-                self.workers = [w for w in self.workers if w.stream in tasks]
                 await asyncio.sleep(DISCOVER_S)
         finally:
             for task in tasks.values():
@@ -319,10 +316,10 @@ class Webhooks:
         sock_timeout = BLOCK_MS / 1000 + self._redis_timeout + 1
         clients = [aioredis.Redis.from_url(u, socket_timeout=sock_timeout, socket_connect_timeout=self._redis_timeout) for u in self.urls]
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s))
-        self.workers = [StreamWorker(self.cfg, c, K.SHARD_ORDERS_STREAM, self.consumer, http) for c in clients]
+        workers = [StreamWorker(self.cfg, c, K.SHARD_ORDERS_STREAM, self.consumer, http) for c in clients]
         log.info("webhooks: delivering %s of %d shard(s) to %s as %s", K.SHARD_ORDERS_STREAM, len(clients), self.cfg.url, self.consumer)
         try:
-            await asyncio.gather(*(w.run() for w in self.workers))
+            await asyncio.gather(*(w.run() for w in workers))
         finally:
             await http.close()
             for c in clients:
