@@ -168,12 +168,10 @@ def main() -> None:
     ap.add_argument("--no-raw", action="store_true", help="skip the redis-benchmark comparison")
     ap.add_argument("--pin", default="auto", help="HUB:REST cpu lists (taskset), 'auto' (last cpu for the hub(s)) or 'off'")
     a = ap.parse_args()
-    hub_cpus = None
-    cpus = sorted(os.sched_getaffinity(0))
-    if a.pin != "off" and not (a.pin == "auto" and len(cpus) < 2):
-        hub_cpus, _, rest = (f"{cpus[-1]}:" + ",".join(map(str, cpus[:-1]))).partition(":") if a.pin == "auto" else a.pin.partition(":")
-        if rest:  # Redis, buyers and redis-benchmark stay off the hub's core (inherited)
-            os.sched_setaffinity(0, {int(c) for c in rest.split(",")})
+    from bench.fanout import pin
+
+    pin(a)  # the hub(s) alone on their core; Redis, buyers and redis-benchmark on the others
+    hub_cpus = a.hub_cpus
 
     import psutil
     import redis as redis_sync
