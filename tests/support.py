@@ -74,7 +74,22 @@ class HubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "HubProcess":
-        self.port = self.port or free_port()
+        """Start; a port we chose ourselves that another process took before the hub bound
+        it (a busy CI machine) is replaced by another one."""
+        if self.port:
+            return self._start_once()
+        for attempt in range(4):
+            self.port = free_port()
+            try:
+                return self._start_once()
+            except RuntimeError as e:
+                if attempt == 3 or "address already in use" not in str(e).lower():
+                    raise
+                if self.log_path is not None:
+                    self.log_path.unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "HubProcess":
         env = dict(os.environ)
         env.update(
             {
