@@ -11,6 +11,9 @@ reads as a ratio to what Redis itself can do.
 
 --replica gives the Redis a replica, so each buy's answer waits for it (WAIT, the default
 sales.wait_replicas 1); --wait-replicas 0 turns the wait off: the pair of runs is its cost.
+--compare runs it twice in one sitting, the hubs' sold-out fast path off
+(LIVEROOM_SALES_FAST_PATH_KEYS=0) then on, and prints on/off of the answers per hub
+CPU-second after the sell-out.
 """
 
 from __future__ import annotations
@@ -167,12 +170,39 @@ def main() -> None:
     ap.add_argument("--wait-replicas", type=int, default=1, help="LIVEROOM_SALES_WAIT_REPLICAS for the hubs")
     ap.add_argument("--no-raw", action="store_true", help="skip the redis-benchmark comparison")
     ap.add_argument("--pin", default="auto", help="HUB:REST cpu lists (taskset), 'auto' (last cpu for the hub(s)) or 'off'")
+    ap.add_argument(
+        "--compare", action="store_true", help="run twice, the sold-out fast path off then on, and print the ratio"
+    )
     a = ap.parse_args()
     from bench.fanout import pin
 
     pin(a)  # the hub(s) alone on their core; Redis, buyers and redis-benchmark on the others
-    hub_cpus = a.hub_cpus
+    if not a.compare:
+        show(a, run(a))
+        return
+    off = run(a, LIVEROOM_SALES_FAST_PATH_KEYS="0")
+    on = run(a)
+    show(a, off, "fast path off")
+    show(a, on, "fast path on")
+    key = "answers_per_hub_cpu_s_after_sellout"
+    if off.get(key) and on.get(key):
+        ratio = {"fast_path_ratio_after_sellout": round(on[key] / off[key], 2)}
+        print(json.dumps(ratio) if a.json else f"{'fast path on / off':>22}: {ratio['fast_path_ratio_after_sellout']}x")
 
+
+def show(a: argparse.Namespace, res: dict[str, Any], title: str = "") -> None:
+    if a.json:
+        print(json.dumps({"run": title, **res} if title else res))
+        return
+    if title:
+        print(f"--- {title}")
+    for k_, v in res.items():
+        print(f"{k_:>22}: {v}")
+
+
+def run(a: argparse.Namespace, **hub_env: str) -> dict[str, Any]:
+    """One run: its own Redis and hub(s); `hub_env`: more LIVEROOM_* settings for the hubs."""
+    hub_cpus = a.hub_cpus
     import psutil
     import redis as redis_sync
 
@@ -187,7 +217,8 @@ def main() -> None:
             time.sleep(0.1)
         rr.close()
         rm.close()
-    hubs = [start_hub(rp.url, hub_cpus, LIVEROOM_SALES_WAIT_REPLICAS=str(a.wait_replicas)) for _ in range(a.hubs)]
+    env = {"LIVEROOM_SALES_WAIT_REPLICAS": str(a.wait_replicas), **hub_env}
+    hubs = [start_hub(rp.url, hub_cpus, **env) for _ in range(a.hubs)]
     try:
         def open_sale(room: str) -> str:
             host = make_token(SECRET, "shop", role="host", rooms=[room])
@@ -300,12 +331,8 @@ def main() -> None:
             **after,
             "pinned_hub_cpus": hub_cpus,
         }
-        if a.json:
-            print(json.dumps(res))
-        else:
-            for k_, v in res.items():
-                print(f"{k_:>22}: {v}")
         assert ok == sold <= a.stock, f"oversold or lost orders! ok {ok}, sold {sold}, codes {codes}"
+        return res
     finally:
         for h, _ in hubs:
             h.terminate()

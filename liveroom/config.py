@@ -80,6 +80,9 @@ class SalesConfig:
     # a failover; not waited on when the shard has no replica; 0 = never wait
     wait_replicas: int = 1
     wait_ms: int = 50  # a buy not on a replica by then answers `unavailable` (retry, same key)
+    # sold-out fast path (core/soldout.py): a hub keeps up to this many answered keys of a
+    # sold-out sale to answer new keys itself; above it, or 0, every buy goes to Redis
+    fast_path_keys: int = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "LIVEROOM_PAY_WINDOW_S": ("sales", "pay_window_s"),
     "LIVEROOM_SALES_WAIT_REPLICAS": ("sales", "wait_replicas"),
     "LIVEROOM_SALES_WAIT_MS": ("sales", "wait_ms"),
+    "LIVEROOM_SALES_FAST_PATH_KEYS": ("sales", "fast_path_keys"),
     "LIVEROOM_IMPLICIT_ROOMS": ("room", "implicit_rooms"),
     "LIVEROOM_HISTORY_LEN": ("room", "history_len"),
     "LIVEROOM_ROOM_TTL_S": ("room", "ttl_s"),
@@ -290,6 +294,7 @@ def _check(cfg: Config) -> Config:
     need(cfg.room.sweep_interval_ms > 0, "room.sweep_interval_ms must be > 0")
     need(cfg.sales.orders_retention_s > 0, "sales.orders_retention_s must be > 0")
     need(cfg.sales.wait_replicas >= 0 and cfg.sales.wait_ms >= 0, "sales.wait_replicas and sales.wait_ms must be >= 0")
+    need(cfg.sales.fast_path_keys >= 0, "sales.fast_path_keys must be >= 0 (0: the sold-out fast path is off)")
     need(cfg.sales.wait_ms < cfg.redis.timeout_ms, "sales.wait_ms must be below redis.timeout_ms (a buy is answered after it)")
     need(cfg.sessions.idle_close_s > 0, "sessions.idle_close_s must be > 0")
     need(cfg.sessions.retention_days > 0, "sessions.retention_days must be > 0")

@@ -72,6 +72,7 @@ class Metrics:
         )
         self._frames_in: dict[str, Any] = {}
         self._op_seconds: dict[str, Any] = {}
+        self._errors: dict[str, Any] = {}
 
     def watch_gc(self) -> Callable[[], None]:
         """Time every collection (gc.callbacks); returns the function that stops it."""
@@ -93,6 +94,13 @@ class Metrics:
         child = self._frames_in.get(op)
         if child is None:
             child = self._frames_in[op] = self.frames_in.labels(op)
+        child.inc()
+
+    def error(self, code: str) -> None:
+        """An error reply: a refused buy of a sold-out sale is one per tap, thousands a second."""
+        child = self._errors.get(code)
+        if child is None:
+            child = self._errors[code] = self.errors.labels(code)
         child.inc()
 
     def op_time(self, op: str, seconds: float) -> None:

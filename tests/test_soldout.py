@@ -44,6 +44,9 @@ def test_book_rules() -> None:
     assert gen is not None and not book.loaded("r", "s", gen, True, 1, 0, None)
     book.forget_room("r")
     assert not book.watching("r")
+    # sales.fast_path_keys = 0: the path is off, no read is ever asked for
+    off = SoldOutBook(max_keys=0)
+    assert off.refused("r", "s") is None and not off.answers("r", "s", f("u", "new"), 1, 1_000)
 
 
 def evalsha_calls(r: redis.Redis) -> int:

@@ -56,7 +56,7 @@ class Hub:
         self._tick_s = cfg.room.tick_ms / 1000
         self._pacing = Pacing(cfg.room.flush_gap_ms / 1000, self._tick_s, cfg.room.flush_writes_per_s)
         self._viewers = 0  # on this hub, all rooms: what the pacing's gap depends on
-        self.sold_out = SoldOutBook()  # sales known sold out (core/soldout.py), kept by the events here
+        self.sold_out = SoldOutBook(cfg.sales.fast_path_keys)  # sales known sold out (core/soldout.py), kept by the events here
         self.milestones = milestones
         # self._mark, not self._dirty.add: tick() replaces the set, a bound add would go to the old one
         self.presence = Presence(cfg.room, broker, self.spawn, self._mark, self._drop_room, self._milestone_draws)

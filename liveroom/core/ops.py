@@ -22,6 +22,8 @@ from liveroom.errors import BAD_FIELD, BLOCKED, FORBIDDEN, NO_SUCH_COMMENT, SOLD
 from liveroom.protocol import events
 from liveroom.protocol import frames as F
 
+SOLD_OUT_REFUSAL = refusal(SOLD_OUT)  # one instance, never raised: answer_now hands it back
+
 if TYPE_CHECKING:
     from liveroom.core.draws import Draws
     from liveroom.core.live import LiveSessions
@@ -68,11 +70,13 @@ class Ops:
             self._handlers[F.LiveStart] = live.start
             self._handlers[F.LiveEnd] = live.end
 
-    def answer_now(self, s: Session, op: F.Op) -> None:
+    def answer_now(self, s: Session, op: F.Op) -> ReplyError | None:
         """Ops this hub answers without I/O, before any task is made for them: a buy of a
-        sale it knows is sold out (core/soldout.py) raises its `sold_out` refusal here."""
+        sale it knows is sold out (core/soldout.py) gets its `sold_out` refusal here. Returned,
+        not raised: after a sell-out this runs for every tap, thousands a second."""
         if op.__class__ is F.Buy and self.sales.sold_out_here(s, op):
-            raise refusal(SOLD_OUT)
+            return SOLD_OUT_REFUSAL
+        return None
 
     async def handle(self, s: Session, op: F.Op) -> Result:
         if isinstance(op, F.HOST_OPS) and not s.is_host:

@@ -61,6 +61,8 @@ class SoldOutBook:
     def refused(self, room: str, sale: str) -> int | None:
         """Redis answered `sold_out`: the generation to read the sale under, or None when a
         read is under way or the set is already known."""
+        if self.max_keys <= 0:
+            return None  # the fast path is off
         s = self._rooms.setdefault(room, {}).setdefault(sale, _Sale())
         if s.loading or s.keys is not None:
             return None

@@ -141,7 +141,7 @@ class HttpApi:
             except Refused as exc:
                 return error_response(exc.code, exc.message, exc.status)
             except ReplyError as exc:
-                self.metrics.errors.labels(exc.code).inc()
+                self.metrics.error(exc.code)
                 return error_response(exc.code, exc.message, exc.http_status)
             return web.json_response({"ok": True, **(result or {})})
 

@@ -315,7 +315,10 @@ class WsEndpoint:
                     pong["id"] = fid
                 conn.ordered(frame(pong, conn.codec))
                 return
-            self.ops.answer_now(conn.session, op)  # e.g. a buy of a sale known sold out: no task, no I/O
+            now = self.ops.answer_now(conn.session, op)  # e.g. a buy of a sale known sold out
+            if now is not None:
+                conn.ordered(self._refusal(conn, fid, now))  # no task, no I/O
+                return
             conn.ordered((op, fid, m["t"]))
         except ReplyError as exc:
             conn.ordered(self._refusal(conn, fid, exc))
@@ -345,7 +348,7 @@ class WsEndpoint:
             conn.send(self._refusal(conn, fid, ReplyError(INTERNAL, "internal error")), True)
 
     def _refusal(self, conn: Connection, fid: int | None, exc: ReplyError) -> bytes:
-        self.metrics.errors.labels(exc.code).inc()
+        self.metrics.error(exc.code)
         if fid is not None:
             return frame({"t": "reply", "id": fid, "ok": False, "error": exc.as_dict()}, conn.codec)
         return frame({"t": "error", "error": exc.as_dict()}, conn.codec)
