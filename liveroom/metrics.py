@@ -37,6 +37,12 @@ class Metrics:
         )
         self.viewers = Gauge("liveroom_viewers", "Viewers attached to rooms", registry=r, multiprocess_mode="livesum")
         self.rooms = Gauge("liveroom_rooms", "Rooms with local viewers", registry=r, multiprocess_mode="livesum")
+        self.outbox_bytes = Gauge(  # set by the heartbeat sweep, each second: not on the fan-out path
+            "liveroom_outbox_bytes",
+            "Bytes waiting in the hub's socket write buffers (bounded by limits.hub_outbox_bytes)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.frames_in = Counter("liveroom_frames_in", "Client frames received", ["op"], registry=r)
         self.errors = Counter("liveroom_errors", "Error replies sent", ["code"], registry=r)
         self.byes = Counter("liveroom_byes", "Connections ended by the server", ["reason"], registry=r)

@@ -170,6 +170,12 @@ async def test_hub_outbox_budget_sends_the_slowest_socket_away_first(
     try:
         for i in range(300):
             assert (await host.call("notice", text=f"{i} {text}"))["ok"]
+
+        async def shown() -> bool:  # the gauge operators graph and alert on (docs/deploy.md)
+            return await metric(h.base, "liveroom_outbox_bytes") > 200_000
+
+        # ~570 KB sent to a socket that reads nothing: most of it waits in the hub
+        await eventually(shown, what="liveroom_outbox_bytes to show what the stalled socket holds")
         second = stalled_viewer(h.port, r, token("second"))
         for i in range(300, 700):
             assert (await host.call("notice", text=f"{i} {text}"))["ok"]

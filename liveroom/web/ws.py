@@ -401,6 +401,7 @@ class WsEndpoint:
         are not pinged together forever); abort those silent for idle_timeout_s (a pong, or
         any byte, counts as life). A socket whose token expired (`wall`: Unix time) gets
         `bye expired` (reconnect with a fresh token): no timer per socket."""
+        self.metrics.outbox_bytes.set(self.outbox.total)
         lim = self.cfg.limits
         ping_after = lim.ping_after_s
         idle = lim.idle_timeout_s
