@@ -87,14 +87,20 @@ async def test_missed_events_are_repaired_or_the_viewer_is_told(start_hub: Calla
 async def test_a_seq_reused_for_another_event_gets_a_fresh_welcome(hub: HubProcess, redis1: RedisProcess) -> None:
     """Redis loses its last two events (as a replica promoted while it lagged does) and hands
     their seqs out again: the hub notices the reused seq and its viewers get a fresh welcome
-    instead of silently dropping the new events as duplicates."""
+    instead of silently dropping the new events as duplicates. A viewer who was away meanwhile
+    and resumes from a seq of the lost timeline gets a fresh welcome too: the room moved to a
+    new epoch, so it is not handed the events after its seq while keeping the lost ones."""
     room = "reuse" + uuid.uuid4().hex[:8]
     viewer = await Client.connect(hub.base, room, token("v"))
+    away = await Client.connect(hub.base, room, token("away"))
     host = await Client.connect(hub.base, room, token("host", role="host", rooms=[room]))
     r = redis.Redis.from_url(redis1.url)
     try:
         seqs = [(await host.call("notice", text=f"n{i}"))["seq"] for i in range(4)]
         await viewer.wait_for(lambda: notices(viewer) == seqs, what="four notices")
+        await away.wait_for(lambda: notices(away) == seqs, what="four notices")
+        old_epoch = away.welcome["epoch"]
+        await away.close()
         k = K.room_keys(room)
         kept = r.xrange(k.hist, max=f"{seqs[1]}-0")  # the last two are lost: meta and history
         r.delete(k.hist)  # as the promoted replica has them, never having had the last two
@@ -108,6 +114,16 @@ async def test_a_seq_reused_for_another_event_gets_a_fresh_welcome(hub: HubProce
         assert hello is not None and hello["recovered"] is False and hello["seq"] >= again["seq"]
         later = await host.call("notice", text="later")
         await viewer.wait_for(lambda: later["seq"] in notices(viewer), what="the events after it")
+        assert later["seq"] == seqs[3]  # the last seq `away` had, now another event
+        assert r.hget(k.meta, "epoch").decode() != old_epoch  # the room left the lost timeline
+        assert hello["epoch"] != old_epoch
+        last = await host.call("notice", text="last")
+        back = await Client.connect(hub.base, room, token("away"), since=seqs[3], epoch=old_epoch)
+        try:
+            assert back.welcome["recovered"] is False, back.welcome  # not handed only `last`
+            assert back.welcome["seq"] >= last["seq"]
+        finally:
+            await back.close()
     finally:
         r.close()
         await viewer.close()

@@ -244,3 +244,20 @@ async def test_redis_away_past_the_bound_sends_viewers_to_reconnect() -> None:
     await settle(tasks)
     assert viewer.got == [{"t": "bye", "reason": "resync"}]
     assert not room.missing and not room.repairing
+
+
+async def test_a_renewed_epoch_with_no_history_yet_goes_on_from_the_state() -> None:
+    """Another hub moved the room to a new epoch after Redis lost events (room_renew.lua:
+    history starts empty, seqs go on from 12). This hub, at 23 under the old epoch, starts
+    over at the state's seq: the next event is taken, not a gap from 1 that history cannot
+    fill (which ended in a second fresh welcome, hiding the events published meanwhile)."""
+    room = Room("r", CommentSampler(0, 100))
+    room.start("e0", 23, 0, 0)
+    history = History(12, gone=set(range(1, 13)))  # state: e1 at 12; history: nothing yet
+    resync, tasks = await run_repair(history, room)
+    viewer = Sink()
+    room.viewers[viewer.wire] = {viewer: None}  # type: ignore[dict-item]
+    await resync.reset(room)
+    assert room.epoch == "e1" and room.left_epoch == "e0" and room.high_seq == 12
+    assert [f["t"] for f in viewer.got] == ["welcome"] and viewer.got[0]["recovered"] is False
+    assert room.accept(msg(13)) is None and flush(room) == [13]

@@ -89,6 +89,11 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         """`create=False` reads only (the room gets no epoch if it has none)."""
         return room_state(await self._run(self.calls.room_state(room, create)))
 
+    async def renew_epoch(self, room: str, had: str) -> str:
+        """Move the room to a new epoch if it is still at `had` (room_renew.lua); its epoch now."""
+        now: bytes = await self._run(self.calls.room_renew(room, had))
+        return now.decode()
+
     async def room_exists(self, room: str) -> bool:
         """One read (EXISTS): created with PUT /api/rooms/{room}, or already in use (its meta
         hash: a room joined before rooms had to be created, or under implicit_rooms)."""

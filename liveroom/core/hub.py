@@ -193,6 +193,8 @@ class Hub:
         elif isinstance(msg, DurableMsg):
             if room.resetting is not None:
                 room.held.append(msg)  # replayed once the room is re-read
+            elif msg.epoch == room.left_epoch:
+                pass  # late, of the epoch the room left: the state read under the new one has it
             elif msg.epoch != room.epoch:
                 # the room's data was lost and restarted under a new epoch (a Redis shard
                 # restarted empty): re-read it and start its viewers over
@@ -207,7 +209,7 @@ class Hub:
                     # a seq had before came with other content: Redis lost acked events (a
                     # lagging replica promoted) and handed their seqs out again
                     log.warning("room %s: seq %d reused with other content", room_id, msg.seq)
-                    self.spawn(self.resync.reset(room, fresh=True))
+                    self.spawn(self.resync.lost(room))
                 if self.sold_out.watching(room_id) and room.pending and room.pending[-1]["seq"] == msg.seq:
                     ev = room.pending[-1]
                     if ev["type"] == "sale":  # closed or changed: Redis answers for it again

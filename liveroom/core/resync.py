@@ -187,7 +187,7 @@ class Resync:
                 before = room.missing.count()
                 if room.repaired(got) == REUSED:
                     log.warning("room %s: a seq came back with other content (events lost in Redis)", room.id)
-                    await self.reset(room, fresh=True)
+                    await self.lost(room)
                     return
                 self.metrics.repairs.inc()
                 self.dirty(room)
@@ -220,14 +220,14 @@ class Resync:
         elif state.seq < had:
             # read after we had `had`: Redis lost acked events (a lagging replica promoted)
             log.warning("room %s: Redis is at seq %d, we had %d (events lost)", room.id, state.seq, had)
-            await self.reset(room, fresh=True)
+            await self.lost(room)
         elif room.expect(state.seq):
             self.repair_soon(room)  # the repair's read overlaps `had`: checked there
         elif had and had in room.prints:
             got = await self._retrying(lambda: self._read(room.id, had - 1, had))
             if room.repaired(got) == REUSED:
                 log.warning("room %s: seq %d has other content now (events lost)", room.id, had)
-                await self.reset(room, fresh=True)
+                await self.lost(room)
 
     async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
         """A read that Redis could not answer, tried again with backoff for retry_s: a gap
@@ -246,20 +246,30 @@ class Resync:
                     raise
                 await asyncio.sleep(wait)
 
-    async def reset(self, room: Room, fresh: bool = False) -> None:
+    async def lost(self, room: Room) -> None:
+        """Redis lost acked events of the room and hands their seqs out again (a lagging
+        replica promoted): the room moves to a new epoch in Redis too (room_renew.lua), so
+        that a client resuming later from a seq of the lost timeline gets a fresh welcome,
+        not the new events after that seq; then the reset, as for any seqs missing for good."""
+        await self.reset(room, fresh=True, renew=room.epoch)
+
+    async def reset(self, room: Room, fresh: bool = False, renew: str = "") -> None:
         """Start a room over under its new epoch: its Redis data was lost (a shard restarted
         without persistence). Every viewer here gets a fresh `welcome` (`recovered: false`,
         the state as Redis has it now: a sale that was lost is gone) followed by every event
         of the new epoch so far, then the live events: nothing of the new epoch is lost.
         `fresh`: seqs are missing for good (a gap history cannot fill, a seq reused): the
         welcome alone, whose state covers them, then the events after it. If Redis cannot
-        even give the state, the viewers get `bye` `resync` (reconnect) instead."""
+        even give the state, the viewers get `bye` `resync` (reconnect) instead. `renew`:
+        the epoch to leave in Redis first (see lost)."""
         if room.resetting is not None:
             await asyncio.shield(room.resetting)
             return
         room.resetting = asyncio.get_running_loop().create_future()
         try:
             async def read() -> tuple[RoomState, list[tuple[Event, int]]]:
+                if renew:  # compare-and-set: safe to retry, and one of several hubs renews
+                    await self.broker.renew_epoch(room.id, renew)
                 state = await self.broker.state(room.id)
                 return state, [] if fresh else await self._read(room.id, 0, 1 << 62)
 
@@ -275,7 +285,10 @@ class Resync:
                         v.kick("resync")
                 return
             events = [ev for ev, _ in got]
-            room.restart(state.epoch, events, {ev["seq"]: fp for ev, fp in got}, seq=state.seq if fresh else None)
+            # a new epoch with no history yet starts at the state read: seq 0 for a shard
+            # restarted empty, the seq it was renewed at (room_renew.lua) otherwise
+            start = state.seq if fresh or not events else None
+            room.restart(state.epoch, events, {ev["seq"]: fp for ev, fp in got}, seq=start)
             self.metrics.resets.inc()
             self.rewelcome(room, state, events)
         finally:

@@ -93,6 +93,7 @@ class Room:
     empty_since: float | None = None
     # durable events
     epoch: str = ""
+    left_epoch: str = ""  # the one before (restart): its late messages are ignored
     high_seq: int = 0  # highest seq received from the broker
     flushed_seq: int = 0  # highest seq handed to viewers
     pending: list[Event] = field(default_factory=list)
@@ -213,6 +214,8 @@ class Room:
     ) -> None:
         """Start over under a new epoch with the events it has so far (or, `seq` given, from
         a state read at `seq` that covers everything before: what a fresh welcome gives)."""
+        if epoch != self.epoch:
+            self.left_epoch = self.epoch
         self.epoch = epoch
         self.generation += 1
         self.missing.clear()
