@@ -138,7 +138,10 @@ async function latestSession() {
 
 // -- live session ---------------------------------------------------------------------------
 
+let liveShown = 0; // bumped by every showLive: a late answer about an older state is dropped
+
 function showLive(id, status) {
+  liveShown += 1;
   session = status === "live" ? id : null;
   $("#live-state").textContent = status === "live" ? `LIVE · ${id}` : id ? `ended · ${id}` : "not live";
   $("#live-state").style.color = status === "live" ? "var(--accent)" : "";
@@ -359,7 +362,12 @@ async function connect() {
     openDraw = st.draw;
     showDraw(openDraw ? `open: ${openDraw.prize} × ${openDraw.winners} (${openDraw.mode}), ends ${new Date(openDraw.ends_at).toLocaleTimeString()}` : "no draw");
     if (st.live) showLive(st.live.session, "live");
-    else latestSession().then((id) => showLive(id, "ended"));
+    else {
+      // the last ended session, for its charts; unless the live state moved meanwhile (a
+      // live_start answered, a `live` event) while this request was out
+      const asked = liveShown;
+      latestSession().then((id) => asked === liveShown && showLive(id, "ended"));
+    }
   });
   lr.on("comment", addToFeed);
   lr.on("comment_deleted", (ev) => {
