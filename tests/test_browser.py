@@ -181,6 +181,14 @@ def test_viewers_and_console_run_a_room(browser: Browser, start_hub: Callable[..
     shots = {name: page.screenshot(path=str(SHOTS / f"{name}.png")) for name, page in (("demo-ann", ann), ("demo-bob", bob), ("console", con))}
     overview(browser, shots)
 
+    # the mute ladder from the comments feed: Bob gets its first step (a day), and his next
+    # comment is refused on his phone
+    con.get_by_test_id("feed").locator("li", has_text="so pretty").get_by_role("button", name="Mute ↑").click()
+    expect(con.get_by_test_id("toast-ok").filter(has_text="Bob muted")).to_contain_text("(step 1)", **wait)
+    bob.get_by_test_id("comment-input").fill("can I still talk?")
+    bob.get_by_test_id("comment-send").click()
+    expect(bob.get_by_test_id("toast-error")).to_contain_text("muted", **wait)
+
     # a kick from the comments feed: Bob's page says so and does not come back
     con.get_by_test_id("feed").locator("li", has_text="so pretty").get_by_role("button", name="Kick").click()
     expect(bob.get_by_test_id("status")).to_contain_text("kicked", **wait)
