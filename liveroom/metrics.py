@@ -19,6 +19,20 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 
+class Children(dict[str, Any]):
+    """A metric family's labelled children, made on first use: `.labels()` takes a lock and
+    hashes on every call, and a client frame or an error reply is counted thousands of times
+    a second (a plain dict lookup on every call after the first)."""
+
+    def __init__(self, family: Any) -> None:
+        super().__init__()
+        self.family = family
+
+    def __missing__(self, label: str) -> Any:
+        child = self[label] = self.family.labels(label)
+        return child
+
+
 class Metrics:
     def __init__(self) -> None:
         r = CollectorRegistry()
@@ -76,9 +90,9 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
-        self._frames_in: dict[str, Any] = {}
-        self._op_seconds: dict[str, Any] = {}
-        self._errors: dict[str, Any] = {}
+        self._frames_in = Children(self.frames_in)
+        self._op_seconds = Children(self.op_seconds)
+        self._errors = Children(self.errors)
 
     def watch_gc(self) -> Callable[[], None]:
         """Time every collection (gc.callbacks); returns the function that stops it."""
@@ -95,22 +109,11 @@ class Metrics:
         gc.callbacks.append(on_gc)
         return lambda: gc.callbacks.remove(on_gc)
 
-    # labelled children cached per op: .labels() takes a lock and hashes on every call
     def frame_in(self, op: str) -> None:
-        child = self._frames_in.get(op)
-        if child is None:
-            child = self._frames_in[op] = self.frames_in.labels(op)
-        child.inc()
+        self._frames_in[op].inc()
 
     def error(self, code: str) -> None:
-        """An error reply: a refused buy of a sold-out sale is one per tap, thousands a second."""
-        child = self._errors.get(code)
-        if child is None:
-            child = self._errors[code] = self.errors.labels(code)
-        child.inc()
+        self._errors[code].inc()  # a refused buy of a sold-out sale: one per tap
 
     def op_time(self, op: str, seconds: float) -> None:
-        child = self._op_seconds.get(op)
-        if child is None:
-            child = self._op_seconds[op] = self.op_seconds.labels(op)
-        child.observe(seconds)
+        self._op_seconds[op].observe(seconds)
