@@ -14,10 +14,12 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 from pathlib import Path
 
 import redis
+
+T = TypeVar("T")
 
 
 def find_server(prefer: str | None = None) -> str:
@@ -61,6 +63,19 @@ def free_port(below: int = 55000, bus: bool = False) -> int:
     raise RuntimeError("no free port below %d" % below)
 
 
+def on_free_port(start: Callable[[int], T], taken: Callable[[Exception], bool], bus: bool = False, tries: int = 5) -> T:
+    """`start(port)` on a free port, and on another one when it fails and `taken(error)`
+    says why: between free_port() and a server's bind, another process may take the port
+    (or a cluster node's bus port), which CI hit on a busy machine."""
+    for attempt in range(tries):
+        try:
+            return start(free_port(bus=bus))
+        except Exception as exc:
+            if attempt == tries - 1 or not taken(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 def _client(port: int, timeout: float = 2.0) -> redis.Redis:
     """redis-py on one loopback server: the set-up commands below, nothing else."""
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -96,19 +111,15 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "RedisProcess":
-        """Start, and on a port we chose ourselves try another one when the server exits at
-        once: between free_port() and the server's bind, another process may take the port
-        (or a cluster node's bus port), which CI hit on a busy machine."""
+        """Start; on a port we chose ourselves, another one when the server exits at once."""
         if self.port:
             return self._start_once(timeout)
-        for attempt in range(5):
-            self.port = free_port(bus=self.cluster)
-            try:
-                return self._start_once(timeout)
-            except _ExitedAtOnce:
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
+
+        def at(port: int) -> "RedisProcess":
+            self.port = port
+            return self._start_once(timeout)
+
+        return on_free_port(at, lambda exc: isinstance(exc, _ExitedAtOnce), bus=self.cluster)
 
     @property
     def log_path(self) -> str:
@@ -268,4 +279,4 @@ def redis_version(binary: str) -> str:
     return out.strip()
 
 
-__all__ = ["RedisProcess", "RedisClusterProcesses", "find_server", "free_port", "bundled_available", "Path"]
+__all__ = ["RedisProcess", "RedisClusterProcesses", "find_server", "free_port", "on_free_port", "bundled_available", "Path"]

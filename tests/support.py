@@ -25,7 +25,7 @@ from liveroom import config as config_mod
 from liveroom.auth import make_token
 from liveroom.config import Config
 from liveroom.web.app import build_app
-from liveroom.redis_local import free_port
+from liveroom.redis_local import on_free_port
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,16 +78,19 @@ class HubProcess:
         it (a busy CI machine) is replaced by another one."""
         if self.port:
             return self._start_once()
-        for attempt in range(4):
-            self.port = free_port()
-            try:
-                return self._start_once()
-            except RuntimeError as e:
-                if attempt == 3 or "address already in use" not in str(e).lower():
-                    raise
-                if self.log_path is not None:
-                    self.log_path.unlink(missing_ok=True)
-        raise AssertionError("unreachable")
+
+        def at(port: int) -> "HubProcess":
+            self.port = port
+            return self._start_once()
+
+        def taken(exc: Exception) -> bool:
+            if "address already in use" not in str(exc).lower():
+                return False
+            if self.log_path is not None:
+                self.log_path.unlink(missing_ok=True)  # that attempt's log: not a crash to keep
+            return True
+
+        return on_free_port(at, taken, tries=4)
 
     def _start_once(self) -> "HubProcess":
         env = dict(os.environ)
