@@ -64,6 +64,16 @@ def notice_seqs(c: Client) -> set[int]:
     return {e["seq"] for e in c.of_type("notice")}
 
 
+def missing_notices(c: Client, want: set[int]) -> str:
+    """What a viewer lacks and what it saw, for a failure message."""
+    later = [(f["t"], f.get("epoch"), f.get("seq"), f.get("recovered")) for f in c.frames if f["t"] in ("welcome", "bye")]
+    got = sorted(notice_seqs(c))
+    return (
+        f"missing {sorted(want - set(got))} of {len(want)}; got {len(got)}, last {got[-1:]}; "
+        f"welcome {(c.welcome.get('epoch'), c.welcome.get('seq'))}, later {later}, closed {c.closed.is_set()}"
+    )
+
+
 async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., HubProcess]) -> None:
     cluster = RedisClusterProcesses(find_server(), masters=3, replicas=1).start()
     clients: list[Client] = []
@@ -117,10 +127,13 @@ async def test_master_killed_rooms_keep_their_events(start_hub: Callable[..., Hu
         await senders[0].acked_more(10, "notices on the failed-over room")
 
         async def everyone_got_every_acked_notice() -> None:
-            for room, s in zip(rooms, senders):
+            for i, (room, s) in enumerate(zip(rooms, senders)):
                 want = set(s.acked)
                 for c in viewers[room] + [s.host]:
-                    await c.wait_for(lambda c=c: want <= notice_seqs(c), timeout=10, what=f"acked notices in {room}")
+                    try:
+                        await c.wait_for(lambda c=c: want <= notice_seqs(c), timeout=10, what=f"acked notices in {room}")
+                    except AssertionError as e:
+                        raise AssertionError(f"room {i}: {missing_notices(c, want)}") from e
 
         await everyone_got_every_acked_notice()
 

@@ -10,7 +10,7 @@ import msgpack
 
 from liveroom.broker.base import Broker, DurableMsg, RoomState
 from liveroom.config import RoomConfig
-from liveroom.core.resync import Resync, backoff, unrepairable
+from liveroom.core.resync import Resync, backoff, first_new_content, unrepairable
 from liveroom.core.room import GAP, REUSED, Missing, Room, fingerprint
 from liveroom.core.rules import CommentSampler
 from liveroom.errors import Unavailable
@@ -248,7 +248,7 @@ async def test_redis_away_past_the_bound_sends_viewers_to_reconnect() -> None:
 
 async def test_a_renewed_epoch_with_no_history_yet_goes_on_from_the_state() -> None:
     """Another hub moved the room to a new epoch after Redis lost events (room_renew.lua:
-    history starts empty, seqs go on from 12). This hub, at 23 under the old epoch, starts
+    history kept from the first seq handed out again, none yet; seqs go on from 12). This hub, at 23 under the old epoch, starts
     over at the state's seq: the next event is taken, not a gap from 1 that history cannot
     fill (which ended in a second fresh welcome, hiding the events published meanwhile)."""
     room = Room("r", CommentSampler(0, 100))
@@ -261,3 +261,60 @@ async def test_a_renewed_epoch_with_no_history_yet_goes_on_from_the_state() -> N
     assert room.epoch == "e1" and room.left_epoch == "e0" and room.high_seq == 12
     assert [f["t"] for f in viewer.got] == ["welcome"] and viewer.got[0]["recovered"] is False
     assert room.accept(msg(13)) is None and flush(room) == [13]
+
+
+def test_where_the_timeline_redis_kept_parts_from_the_one_published() -> None:
+    prints = {s: fingerprint(body(f"n{s}")) for s in range(10, 21)}
+    kept = [({"seq": s}, fingerprint(body(f"n{s}" if s < 17 else f"new{s}"))) for s in range(12, 20)]
+    assert first_new_content(prints, kept, 20) == 17  # 17-19 were handed out again too
+    assert first_new_content(prints, kept[:5], 20) == 20  # all that was read agrees
+    assert first_new_content({}, kept, 20) == 20  # nothing to compare with: what is known
+
+
+class Renewed(History):
+    """Redis after a lagging replica was promoted: seqs from `new_from` hold other events
+    than were published; the renew compare-and-set moves it to e2, trimming history."""
+
+    def __init__(self, upto: int, new_from: int) -> None:
+        super().__init__(upto)
+        self.new_from = new_from
+        self.epoch = "e1"
+        self.renewed: list[tuple[str, int]] = []
+
+    async def history(self, room: str, after: int, count: int) -> list[tuple[int, bytes]]:
+        self.reads += 1
+        got = [(s, body(f"n{s}" if s < self.new_from else f"new{s}")) for s in range(after + 1, self.upto + 1)]
+        return [(s, b) for s, b in got if s not in self.gone][:count]
+
+    async def renew_epoch(self, room: str, had: str, keep_from: int) -> str:
+        self.renewed.append((had, keep_from))
+        if had == self.epoch:
+            self.epoch = "e2"
+            self.gone |= set(range(1, keep_from))
+        return self.epoch
+
+    async def state(self, room: str) -> RoomState:
+        return RoomState(seq=self.upto, epoch=self.epoch, first_seq=1, online=0, likes=0, comments=0, peak=0, pinned=None, sales=[])
+
+
+async def test_a_reused_seq_starts_the_room_over_with_the_events_handed_out_again() -> None:
+    """The hub had 1-20 as published; Redis kept 1-16 and handed 17-22 out again for other
+    events (acked: a host's notices). The hub missed 17-19 (a resubscribe) and sees the reuse
+    at 20: its viewers get a fresh welcome, then Redis's 17-22, the events they never saw."""
+    room = room_at(0)
+    for s in range(1, 21):
+        room.accept(msg(s))
+    flush(room)
+    history = Renewed(22, new_from=17)
+    resync, tasks = await run_repair(history, room)
+    viewer = Sink()
+    room.viewers[viewer.wire] = {viewer: None}  # type: ignore[dict-item]
+    assert room.accept(DurableMsg(20, "e1", body("new20"))) == REUSED
+    await resync.lost(room, 20, "e1")
+    assert history.renewed == [("e1", 17)]
+    hello, more = viewer.got
+    assert hello["t"] == "welcome" and hello["recovered"] is False and hello["epoch"] == "e2" and hello["seq"] == 22
+    assert [e["text"] for e in more["events"]] == [f"new{s}" for s in range(17, 23)]
+    assert room.epoch == "e2" and room.left_epoch == "e1" and room.flushed_seq == 22
+    await resync.lost(room, 21, "e1")  # a second notice of the same loss, late: nothing more
+    assert history.renewed == [("e1", 17)] and len(viewer.got) == 2

@@ -50,9 +50,9 @@ class Calls:
         k = K.room_keys(room)
         return Call("room_state", room, [k.meta, k.ref, k.hist, k.sales, k.draws, k.sales_open], [new_epoch() if create else ""])
 
-    def room_renew(self, room: str, had: str) -> Call:
+    def room_renew(self, room: str, had: str, keep_from: int) -> Call:
         k = K.room_keys(room)
-        return Call("room_renew", room, [k.meta, k.hist], [had, new_epoch()])
+        return Call("room_renew", room, [k.meta, k.hist], [had, new_epoch(), keep_from])
 
     def room_comment(
         self, room: str, body: bytes, user: str, rate: float, burst: int, norm: str = "", name: str = "",

@@ -89,9 +89,10 @@ class RedisBroker(SalesOps, DrawsOps, ModerationOps, SessionsOps):
         """`create=False` reads only (the room gets no epoch if it has none)."""
         return room_state(await self._run(self.calls.room_state(room, create)))
 
-    async def renew_epoch(self, room: str, had: str) -> str:
-        """Move the room to a new epoch if it is still at `had` (room_renew.lua); its epoch now."""
-        now: bytes = await self._run(self.calls.room_renew(room, had))
+    async def renew_epoch(self, room: str, had: str, keep_from: int) -> str:
+        """Move the room to a new epoch if it is still at `had`, its history trimmed to the
+        seqs from `keep_from` (room_renew.lua); its epoch now."""
+        now: bytes = await self._run(self.calls.room_renew(room, had, keep_from))
         return now.decode()
 
     async def room_exists(self, room: str) -> bool:

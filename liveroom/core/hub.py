@@ -209,7 +209,7 @@ class Hub:
                     # a seq had before came with other content: Redis lost acked events (a
                     # lagging replica promoted) and handed their seqs out again
                     log.warning("room %s: seq %d reused with other content", room_id, msg.seq)
-                    self.spawn(self.resync.lost(room))
+                    self.spawn(self.resync.lost(room, msg.seq, msg.epoch))
                 if self.sold_out.watching(room_id) and room.pending and room.pending[-1]["seq"] == msg.seq:
                     ev = room.pending[-1]
                     if ev["type"] == "sale":  # closed or changed: Redis answers for it again

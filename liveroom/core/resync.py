@@ -9,7 +9,8 @@ starts a viewer off: every viewer gets every durable event after the state it wa
   fill (trimmed past it, lost with a promoted replica, or Redis away past the bound) ends
   in a fresh `welcome` (`recovered: false`), or `bye` `resync` if even the state is unreadable.
 - A seq reused for other content (acked events lost when a lagging replica was promoted)
-  is handled as a new epoch: a fresh `welcome` from the state Redis has now.
+  is handled as a new epoch: a fresh `welcome` from the state Redis has now, then the
+  events Redis has from the first seq it handed out again (acked too, and never seen here).
 - A new epoch (the room's Redis data was lost: a shard restarted empty) starts the room
   over: its viewers get a fresh `welcome` and every event of the new epoch.
 """
@@ -51,6 +52,18 @@ def unrepairable(missing_first: int | None, filled: int, last_read: int) -> bool
     if missing_first is None:
         return False
     return filled == 0 or missing_first <= last_read
+
+
+def first_new_content(prints: dict[int, int], history: list[tuple[Event, int]], first_new: int) -> int:
+    """The first seq whose event in Redis's history is not the one this hub had (by
+    fingerprint): where the timeline Redis kept parts from the one that was published.
+    `first_new`: the seqs from it on are known to be new."""
+    for ev, fp in history:
+        if ev["seq"] >= first_new:
+            break
+        if prints.get(ev["seq"], fp) != fp:
+            return int(ev["seq"])
+    return first_new
 
 
 def welcome(room: Room, state: RoomState, user: dict[str, str], recovered: bool) -> dict[str, Any]:
@@ -187,7 +200,7 @@ class Resync:
                 before = room.missing.count()
                 if room.repaired(got) == REUSED:
                     log.warning("room %s: a seq came back with other content (events lost in Redis)", room.id)
-                    await self.lost(room)
+                    await self.lost(room, got[-1][0]["seq"] + 1, room.epoch)
                     return
                 self.metrics.repairs.inc()
                 self.dirty(room)
@@ -220,14 +233,14 @@ class Resync:
         elif state.seq < had:
             # read after we had `had`: Redis lost acked events (a lagging replica promoted)
             log.warning("room %s: Redis is at seq %d, we had %d (events lost)", room.id, state.seq, had)
-            await self.lost(room)
+            await self.lost(room, state.seq + 1, room.epoch)
         elif room.expect(state.seq):
             self.repair_soon(room)  # the repair's read overlaps `had`: checked there
         elif had and had in room.prints:
             got = await self._retrying(lambda: self._read(room.id, had - 1, had))
             if room.repaired(got) == REUSED:
                 log.warning("room %s: seq %d has other content now (events lost)", room.id, had)
-                await self.lost(room)
+                await self.lost(room, had + 1, room.epoch)
 
     async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
         """A read that Redis could not answer, tried again with backoff for retry_s: a gap
@@ -246,22 +259,26 @@ class Resync:
                     raise
                 await asyncio.sleep(wait)
 
-    async def lost(self, room: Room) -> None:
+    async def lost(self, room: Room, first_new: int, epoch: str) -> None:
         """Redis lost acked events of the room and hands their seqs out again (a lagging
-        replica promoted): the room moves to a new epoch in Redis too (room_renew.lua), so
-        that a client resuming later from a seq of the lost timeline gets a fresh welcome,
-        not the new events after that seq; then the reset, as for any seqs missing for good."""
-        await self.reset(room, fresh=True, renew=room.epoch)
+        replica promoted) under `epoch`; its events from `first_new` on are new to this hub.
+        The room moves to a new epoch in Redis too (room_renew.lua), so that a client
+        resuming later from a seq of the lost timeline gets a fresh welcome, not the new
+        events after that seq. Viewers here get the fresh welcome and then every event Redis
+        has from the first seq it handed out again: those were acked (a host's notice, a
+        buyer's comment) and no viewer has seen them."""
+        if epoch == room.epoch:  # else the room has started over since
+            await self.reset(room, renew=(epoch, first_new))
 
-    async def reset(self, room: Room, fresh: bool = False, renew: str = "") -> None:
+    async def reset(self, room: Room, fresh: bool = False, renew: tuple[str, int] | None = None) -> None:
         """Start a room over under its new epoch: its Redis data was lost (a shard restarted
         without persistence). Every viewer here gets a fresh `welcome` (`recovered: false`,
         the state as Redis has it now: a sale that was lost is gone) followed by every event
         of the new epoch so far, then the live events: nothing of the new epoch is lost.
-        `fresh`: seqs are missing for good (a gap history cannot fill, a seq reused): the
-        welcome alone, whose state covers them, then the events after it. If Redis cannot
-        even give the state, the viewers get `bye` `resync` (reconnect) instead. `renew`:
-        the epoch to leave in Redis first (see lost)."""
+        `fresh`: seqs are missing for good (a gap history cannot fill): the welcome alone,
+        whose state covers them, then the events after it. `renew`: the epoch to leave in
+        Redis first, and the first seq known to be handed out again (see lost). If Redis
+        cannot even give the state, the viewers get `bye` `resync` (reconnect) instead."""
         if room.resetting is not None:
             await asyncio.shield(room.resetting)
             return
@@ -269,14 +286,16 @@ class Resync:
         try:
             async def read() -> tuple[RoomState, list[tuple[Event, int]]]:
                 if renew:  # compare-and-set: safe to retry, and one of several hubs renews
-                    await self.broker.renew_epoch(room.id, renew)
+                    had, first_new = renew
+                    kept = await self._read(room.id, max(min(room.prints, default=1) - 1, 0), first_new - 1)
+                    await self.broker.renew_epoch(room.id, had, first_new_content(room.prints, kept, first_new))
                 state = await self.broker.state(room.id)
                 return state, [] if fresh else await self._read(room.id, 0, 1 << 62)
 
             try:
                 state, got = await self._retrying(read)
             except Unavailable:
-                if not fresh:
+                if not fresh and not renew:
                     raise
                 log.warning("room %s: state unreadable; its viewers are sent to reconnect", room.id)
                 room.restart(room.epoch, [], seq=room.high_seq)
